@@ -1,0 +1,240 @@
+"""A stand-in Stable Diffusion web UI: the default framework and the tests' subject.
+
+Standard library only, so it runs under any Python without the watchdog's venv.
+It behaves like AUTOMATIC1111 where the watchdog looks: an A1111-style ready line,
+``GET /internal/ping`` and ``GET /sdapi/v1/progress``. Flags make it misbehave the
+way real frameworks do::
+
+    python demo_app.py --port 7860                        # a healthy server
+    python demo_app.py --port 0 --crash-after 2 --crash-signal SIGSEGV
+    python demo_app.py --launcher --escape                # webui.sh shape + a setsid grandchild
+    python demo_app.py --hang-after 1                     # alive, never answers again
+
+Times count from the moment the server is ready (after ``--startup-delay``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860, help="0 picks a free port")
+    p.add_argument("--startup-delay", type=float, default=0.0, help="seconds of 'loading'")
+    p.add_argument("--no-ready-line", action="store_true", help="serve without printing it")
+    p.add_argument("--crash-after", type=float, help="exit this many seconds after ready")
+    p.add_argument("--exit-code", type=int, default=1, help="exit code of --crash-after")
+    p.add_argument("--crash-signal", help="die by this signal instead (SIGSEGV, SIGABRT…)")
+    p.add_argument("--hang-after", type=float, help="stop answering HTTP, stay alive")
+    p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--launcher", action="store_true", help="run the server as a child")
+    p.add_argument("--escape", action="store_true", help="spawn a setsid grandchild")
+    p.add_argument("--spam-rate", type=float, default=0.0, help="log lines per second")
+    p.add_argument("--spam-stream", choices=("stdout", "stderr", "both"), default="stdout")
+    p.add_argument("--spam-line-bytes", type=int, default=100)
+    p.add_argument("--busy-for", type=float, default=0.0, help="a 'generation' of N s")
+    p.add_argument("--progress-bars", action="store_true", help="tqdm-style \\r bars on stderr")
+    p.add_argument("--pid-file", help="write the server's pid here once ready")
+    return p.parse_args(argv)
+
+
+class DemoState:
+    """What the HTTP handlers report; written by the timeline thread."""
+
+    def __init__(self, busy_for: float) -> None:
+        self.hung = threading.Event()
+        self.ready_at = time.monotonic()
+        self.busy_for = busy_for
+        self.steps = 20
+
+    def progress(self) -> dict[str, object]:
+        elapsed = time.monotonic() - self.ready_at
+        busy = elapsed < self.busy_for
+        frac = min(1.0, elapsed / self.busy_for) if busy else 0.0
+        return {
+            "progress": round(frac, 3),
+            "eta_relative": round(self.busy_for - elapsed, 2) if busy else 0.0,
+            "state": {
+                "job_count": 1 if busy else 0,
+                "job": "txt2img" if busy else "",
+                "sampling_step": int(frac * self.steps) if busy else 0,
+                "sampling_steps": self.steps,
+                "interrupted": False,
+            },
+            "current_image": None,
+            "textinfo": None,
+        }
+
+
+def make_handler(state: DemoState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "sd-watchdog-demo/1"
+
+        def do_GET(self) -> None:
+            if state.hung.is_set():
+                threading.Event().wait()  # a hung framework: connection open, no answer
+            path = self.path.split("?", 1)[0]
+            if path == "/internal/ping":
+                self._send(200, {})
+            elif path == "/sdapi/v1/progress":
+                self._send(200, state.progress())
+            elif path == "/sdapi/v1/version":
+                self._send(200, {"app": "sd-watchdog-demo"})
+            elif path == "/":
+                body = b"<html><body><h1>sd-watchdog demo framework</h1></body></html>"
+                self._raw(200, body, "text/html")
+            else:
+                self._send(404, {"detail": "Not Found"})
+
+        def _send(self, code: int, payload: object) -> None:
+            self._raw(code, json.dumps(payload).encode(), "application/json")
+
+        def _raw(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # probes every few seconds would drown the log
+
+    return Handler
+
+
+def spawn_escapee() -> None:
+    """A grandchild in its own session: it leaves our process group, as some tools do."""
+    code = "import time\nwhile True: time.sleep(3600)"
+    subprocess.Popen(
+        [sys.executable, "-c", code],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def spam(rate: float, stream: str, line_bytes: int, stop: threading.Event) -> None:
+    outs = {"stdout": [sys.stdout], "stderr": [sys.stderr], "both": [sys.stdout, sys.stderr]}
+    targets = outs[stream]
+    tick = 0.01
+    per_tick = rate * tick
+    owed = 0.0
+    n = 0
+    filler = "x" * max(0, line_bytes - 30)
+    while not stop.wait(tick):
+        owed += per_tick
+        batch = int(owed)
+        owed -= batch
+        if batch:
+            for out in targets:
+                text = "".join(f"spam line {n + i:09d} {filler}\n" for i in range(batch))
+                out.write(text)
+                out.flush()
+            n += batch
+
+
+def progress_bars(state: DemoState, stop: threading.Event) -> None:
+    while not stop.wait(0.1):
+        if state.progress()["state"]["job_count"]:  # type: ignore[index]
+            step = int(state.progress()["state"]["sampling_step"])  # type: ignore[index]
+            bar = "#" * step + " " * (state.steps - step)
+            sys.stderr.write(f"\r\x1b[32m{step * 5:3d}%\x1b[0m|{bar}| {step}/{state.steps}")
+            sys.stderr.flush()
+
+
+def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) -> None:
+    """Scheduled misbehaviour: crash or hang at the requested time."""
+    events = []
+    if args.crash_after is not None:
+        events.append((args.crash_after, "crash"))
+    if args.hang_after is not None:
+        events.append((args.hang_after, "hang"))
+    for at, what in sorted(events):
+        if stop.wait(max(0.0, state.ready_at + at - time.monotonic())):
+            return
+        if what == "hang":
+            print("demo: hanging now (still alive, no more answers)", file=sys.stderr, flush=True)
+            state.hung.set()
+            stop.set()  # no more log output either
+        else:
+            print("Traceback (most recent call last):", file=sys.stderr)
+            print('  File "demo_app.py", line 1, in generate', file=sys.stderr)
+            print(
+                "RuntimeError: demo crash requested by --crash-after", file=sys.stderr, flush=True
+            )
+            if args.crash_signal:
+                sig = args.crash_signal.upper()
+                sig = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]
+                signal.signal(sig, signal.SIG_DFL)
+                os.kill(os.getpid(), sig)
+            os._exit(args.exit_code)
+
+
+def run_launcher(argv: list[str]) -> int:
+    """Like webui.sh: a parent that runs the real server as a child, without exec."""
+    child_args = [a for a in argv if a != "--launcher"]
+    print(f"launcher: pid {os.getpid()} starting the server", flush=True)
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), *child_args])
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"demo: pid {os.getpid()} loading model weights…", flush=True)
+    if args.startup_delay > 0:
+        time.sleep(args.startup_delay)
+    handler_state = DemoState(args.busy_for)
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(handler_state))
+    server.daemon_threads = True
+    port = server.server_address[1]
+    if args.escape:
+        spawn_escapee()
+    stop = threading.Event()
+    handler_state.ready_at = time.monotonic()
+    threading.Thread(target=timeline, args=(args, handler_state, stop), daemon=True).start()
+    if args.spam_rate > 0:
+        spam_args = (args.spam_rate, args.spam_stream, args.spam_line_bytes, stop)
+        threading.Thread(target=spam, args=spam_args, daemon=True).start()
+    if args.progress_bars:
+        threading.Thread(target=progress_bars, args=(handler_state, stop), daemon=True).start()
+    if args.pid_file:
+        with open(args.pid_file, "w") as fh:
+            fh.write(str(os.getpid()))
+    if not args.no_ready_line:
+        print(f"Running on local URL:  http://{args.host}:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        print("demo: interrupted, shutting down", flush=True)
+    finally:
+        stop.set()
+        server.server_close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.launcher:
+        return run_launcher(argv)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

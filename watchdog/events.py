@@ -1,0 +1,109 @@
+"""The append-only event journal, ``<logs.dir>/events.jsonl``.
+
+One JSON object per line, written and flushed as it happens, so a crash of the
+watchdog loses nothing already said. Readers read backwards from the end::
+
+    >>> journal = EventLog(Path("logs/events.jsonl"))          # doctest: +SKIP
+    >>> journal.write("spawn", framework="demo", run_id="…", pid=1234)
+    >>> journal.tail(limit=5)                                  # newest first
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .logs import iter_lines_backward
+
+log = logging.getLogger(__name__)
+
+# The journal rotates to events.jsonl.1 past this size; tail reads across both.
+MAX_JOURNAL_BYTES = 20 * 1024 * 1024
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventLog:
+    """Thread-safe writer and backward reader of the journal.
+
+    A write that fails (disk full, directory gone) never raises: supervision matters
+    more than its diary. The failure is kept in :attr:`error` and the event is
+    counted in :attr:`dropped`, so the status can say that logging is failing.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = MAX_JOURNAL_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.error: str | None = None
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"ts": utc_now_iso(), "event": event}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+                    fh.flush()
+                    size = fh.tell()
+                if size > self.max_bytes:
+                    os.replace(self.path, self._old_path)
+                self.error = None
+            except OSError as exc:
+                self.dropped += 1
+                self.error = f"cannot write {self.path}: {exc.strerror or exc}"
+                log.error("event %s not journaled: %s", event, self.error)
+        log.info("event %s", _summary(record))
+        return record
+
+    @property
+    def _old_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".1")
+
+    def tail(
+        self,
+        limit: int = 100,
+        framework: str | None = None,
+        run_id: str | None = None,
+        event: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events matching the filters, newest first.
+
+        Lines that are not valid JSON objects (a torn write, a hand edit) are skipped.
+        """
+        out: list[dict[str, Any]] = []
+        if limit <= 0:
+            return out
+        for part in (self.path, self._old_path):
+            for raw in iter_lines_backward(part):
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict):
+                    continue
+                if framework is not None and record.get("framework") != framework:
+                    continue
+                if run_id is not None and record.get("run_id") != run_id:
+                    continue
+                if event is not None and record.get("event") != event:
+                    continue
+                out.append(record)
+                if len(out) >= limit:
+                    return out
+        return out
+
+
+def _summary(record: dict[str, Any]) -> str:
+    keys = ("event", "framework", "run_id", "pid", "reason", "requested_by", "exit_code", "signal")
+    return " ".join(f"{k}={record[k]}" for k in keys if k in record)

@@ -1,0 +1,279 @@
+"""Per-run log files: naming, fast tail, rotation, pruning, clean-up for display.
+
+A framework writes straight into ``<logs.dir>/runs/<run_id>.stdout.log`` and
+``.stderr.log`` (no pipe through us), so reading is always from files. A tail reads
+backwards from the end, so its cost depends on the lines asked for, never on the
+size of the file::
+
+    >>> tail_lines(Path("logs/runs/demo-…stdout.log"), 3)      # doctest: +SKIP
+    ['step 18/20', 'step 19/20', 'Startup time: 4.2s']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+BLOCK = 64 * 1024
+# A tail never reads more than this, whatever is asked: a file of one endless line
+# (or a sparse hole of NULs) must not make a request read gigabytes.
+MAX_TAIL_SCAN = 8 * 1024 * 1024
+MAX_TAIL_LINES = 10_000
+ROTATE_CHECK_S = 0.25
+
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles, hyperlinks
+    r"|\x1b[@-Z\\-_]"  # other two-byte escapes
+)
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def collapse_cr(line: str) -> str:
+    """Keep what a terminal would show of a line that ``\\r`` rewrote (tqdm bars)."""
+    if "\r" not in line:
+        return line
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
+def clean_line(line: str) -> str:
+    return collapse_cr(strip_ansi(line))
+
+
+def iter_lines_backward(path: Path, max_bytes: int = MAX_TAIL_SCAN) -> Iterator[bytes]:
+    """Yield the lines of a file from the last to the first, reading at most ``max_bytes``.
+
+    A final line without a newline is yielded too. Missing file: nothing.
+    """
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (closed in finally; generator)
+    except OSError:
+        return
+    try:
+        end = fh.seek(0, os.SEEK_END)
+        pos = end
+        budget = max_bytes
+        rest = b""
+        first = True
+        while pos > 0 and budget > 0:
+            size = min(BLOCK, pos, budget)
+            pos -= size
+            budget -= size
+            fh.seek(pos)
+            chunk = fh.read(size) + rest
+            lines = chunk.split(b"\n")
+            rest = lines.pop(0)
+            if first:
+                first = False
+                if lines and lines[-1] == b"":
+                    lines.pop()  # the file's own final newline
+            yield from reversed(lines)
+        if pos == 0 and rest:
+            yield rest
+    finally:
+        fh.close()
+
+
+def tail_lines(path: Path, count: int, *, clean: bool = True) -> list[str]:
+    """The last ``count`` lines of a log stream, oldest first.
+
+    Reads the rotated part (``.1``) too when the current part is shorter than asked.
+    """
+    count = max(0, min(count, MAX_TAIL_LINES))
+    out: list[bytes] = []
+    for part in (path, rotated_path(path)):
+        for line in iter_lines_backward(part):
+            if len(out) >= count:
+                break
+            out.append(line)
+        if len(out) >= count:
+            break
+    out.reverse()
+    text = [b.decode("utf-8", errors="replace") for b in out]
+    return [clean_line(t) for t in text] if clean else text
+
+
+def rotated_path(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
+@dataclass(frozen=True)
+class RunLogs:
+    """The two files of one run; ``run_id`` joins them with the events."""
+
+    run_id: str
+    stdout: Path
+    stderr: Path
+
+    def stream(self, name: str) -> Path:
+        return self.stdout if name == "stdout" else self.stderr
+
+    def paths(self) -> list[Path]:
+        return [self.stdout, self.stderr, rotated_path(self.stdout), rotated_path(self.stderr)]
+
+
+class LogStore:
+    """Owns ``<dir>/runs``: creates run files, rotates the live run, prunes old runs.
+
+    Rotation is copy-then-truncate: the child holds its files open with O_APPEND, so
+    after a truncate it simply continues at offset 0. Output written in the
+    microseconds between the copy and the truncate can be lost (as with logrotate's
+    ``copytruncate``); that is the price of never putting a pipe between the
+    framework and its log.
+    """
+
+    def __init__(
+        self, directory: Path, max_bytes: int, keep_runs: int, max_total_bytes: int
+    ) -> None:
+        self.dir = directory
+        self.runs_dir = directory / "runs"
+        self.max_bytes = max_bytes
+        self.keep_runs = keep_runs
+        self.max_total_bytes = max_total_bytes
+        self.error: str | None = None
+        self._live: RunLogs | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- run files -------------------------------------------------------------
+
+    def new_run(self, run_id: str) -> RunLogs:
+        logs = RunLogs(
+            run_id,
+            self.runs_dir / f"{run_id}.stdout.log",
+            self.runs_dir / f"{run_id}.stderr.log",
+        )
+        self.prune(keep=logs)
+        return logs
+
+    def open_for_child(self, logs: RunLogs) -> tuple[BinaryIO, BinaryIO]:
+        """Append-mode files for the child's stdout/stderr; /dev/null if the disk says no.
+
+        Failing logs must never stop a framework from running: we record the error
+        (shown in status) and run it with its output discarded.
+        """
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            out = open(logs.stdout, "ab", buffering=0)  # noqa: SIM115 (handed to the child)
+            try:
+                err = open(logs.stderr, "ab", buffering=0)  # noqa: SIM115
+            except OSError:
+                out.close()
+                raise
+            self.error = None
+            return out, err
+        except OSError as exc:
+            self.error = f"cannot write run logs in {self.runs_dir}: {exc.strerror or exc}"
+            log.error("%s; the framework's output is discarded", self.error)
+            return open(os.devnull, "ab"), open(os.devnull, "ab")
+
+    def run_ids(self) -> list[str]:
+        """Runs with files on disk, oldest first (run ids sort by time)."""
+        try:
+            names = os.listdir(self.runs_dir)
+        except OSError:
+            return []
+        ids = {n.split(".", 1)[0] for n in names if ".std" in n}
+        return sorted(ids)
+
+    def _run_bytes(self, run_id: str) -> int:
+        total = 0
+        for name in os.listdir(self.runs_dir):
+            if name.startswith(run_id + "."):
+                try:
+                    total += (self.runs_dir / name).stat().st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+    def prune(self, keep: RunLogs | None = None) -> list[str]:
+        """Delete the oldest runs beyond ``keep_runs`` or ``max_total_bytes``."""
+        with self._lock:
+            ids = [r for r in self.run_ids() if keep is None or r != keep.run_id]
+            live = self._live.run_id if self._live else None
+            # The new run (keep) counts as one of keep_runs.
+            budget_runs = self.keep_runs - (1 if keep else 0)
+            removed: list[str] = []
+            sizes = {r: self._run_bytes(r) for r in ids}
+            total = sum(sizes.values())
+            for run_id in ids:
+                if run_id == live:
+                    continue
+                too_many = len(ids) - len(removed) > budget_runs
+                too_big = total > self.max_total_bytes
+                if not (too_many or too_big):
+                    break
+                for name in os.listdir(self.runs_dir):
+                    if name.startswith(run_id + "."):
+                        try:
+                            (self.runs_dir / name).unlink()
+                        except OSError as exc:
+                            log.warning("cannot delete old log %s: %s", name, exc)
+                total -= sizes[run_id]
+                removed.append(run_id)
+            return removed
+
+    # -- rotation of the live run -------------------------------------------------
+
+    def set_live(self, logs: RunLogs | None) -> None:
+        """The run whose files the rotator watches (None: nothing is running)."""
+        with self._lock:
+            self._live = logs
+        self._wake.set()
+        if logs is not None and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._rotate_loop, name="log-rotator", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _rotate_loop(self) -> None:
+        limit = max(1, self.max_bytes // 2)
+        while not self._closed.is_set():
+            with self._lock:
+                live = self._live
+            if live is None:
+                # Nothing to watch: sleep until a run starts.
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            for path in (live.stdout, live.stderr):
+                try:
+                    if path.stat().st_size > limit:
+                        self.rotate(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    self.error = f"cannot rotate {path.name}: {exc.strerror or exc}"
+            self._closed.wait(ROTATE_CHECK_S)
+
+    def rotate(self, path: Path) -> None:
+        """Move the current contents of ``path`` to ``path.1`` and empty ``path``."""
+        old = rotated_path(path)
+        tmp = old.with_name(old.name + ".tmp")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+            # Whatever arrived while copying, right before the truncate.
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+            os.truncate(path, 0)
+        os.replace(tmp, old)

@@ -1,0 +1,201 @@
+"""What sd-watchdog knows about each framework, and how a settings entry becomes a spec.
+
+A preset fills in everything a user would otherwise have to look up (command, port,
+health path, ready line); any field of a settings entry overrides it. The result of
+merging is a :class:`FrameworkSpec`, the immutable description the supervisor runs.
+
+>>> from watchdog.settings import FrameworkEntry
+>>> spec = resolve_framework("demo", FrameworkEntry(preset="demo", port=7870))
+>>> spec.url
+'http://127.0.0.1:7870'
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+DEMO_APP = Path(__file__).with_name("demo_app.py")
+
+# Gradio-based UIs print this (two spaces after the colon in A1111/Forge).
+_GRADIO_READY = r"Running on local URL:\s+(?P<url>https?://[^\s/]+)"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for one framework; ``{port}`` and ``{python}`` are filled in at resolve time."""
+
+    command: str
+    port: int
+    health_path: str
+    ready_pattern: str | None
+    cwd: str | None = None
+    stop_signal: str = "SIGTERM"
+
+
+PRESETS: Mapping[str, Preset] = {
+    "demo": Preset(
+        command="{python} {demo_app} --port {port}",
+        port=7860,
+        health_path="/internal/ping",
+        ready_pattern=_GRADIO_READY,
+    ),
+    "automatic1111": Preset(
+        command="./webui.sh --listen --port {port} --api",
+        port=7860,
+        health_path="/internal/ping",
+        ready_pattern=_GRADIO_READY,
+        cwd="~/stable-diffusion-webui",
+    ),
+    "forge": Preset(
+        command="./webui.sh --listen --port {port} --api",
+        port=7860,
+        health_path="/internal/ping",
+        ready_pattern=_GRADIO_READY,
+        cwd="~/stable-diffusion-webui-forge",
+    ),
+    "comfyui": Preset(
+        command="{python} main.py --listen 0.0.0.0 --port {port}",
+        port=8188,
+        health_path="/system_stats",
+        ready_pattern=r"To see the GUI go to:\s+(?P<url>https?://[^\s/]+)",
+        cwd="~/ComfyUI",
+    ),
+    "invokeai": Preset(
+        command="invokeai-web --root .",
+        port=9090,
+        health_path="/api/v1/app/version",
+        ready_pattern=r"Invoke running on\s+(?P<url>https?://[^\s/]+)",
+        cwd="~/invokeai",
+    ),
+    "sdnext": Preset(
+        command="./webui.sh --listen --port {port} --quick",
+        port=7860,
+        health_path="/sdapi/v1/version",
+        ready_pattern=r"Local URL:\s+(?P<url>https?://[^\s/]+)",
+        cwd="~/automatic",
+    ),
+    "fooocus": Preset(
+        command="{python} launch.py --listen --port {port}",
+        port=7865,
+        health_path="/",
+        ready_pattern=r"App started successful\. Use the app with\s+(?P<url>https?://[^\s/]+)",
+        cwd="~/Fooocus",
+    ),
+}
+
+
+class FrameworkEntryLike(Protocol):
+    """The fields of a settings entry that resolution reads (see ``settings.FrameworkEntry``)."""
+
+    preset: str | None
+    command: str | list[str] | None
+    args: str | list[str] | None
+    cwd: str | None
+    env: dict[str, str]
+    url: str | None
+    port: int | None
+    health_path: str | None
+    ready_pattern: str | None
+    stop_signal: str | None
+
+
+@dataclass(frozen=True)
+class FrameworkSpec:
+    """Everything needed to run, probe and stop one framework. Immutable."""
+
+    name: str
+    preset: str | None
+    command: tuple[str, ...]
+    cwd: Path | None
+    env: Mapping[str, str] = field(repr=False)
+    url: str | None
+    health_path: str
+    ready_pattern: re.Pattern[str] | None
+    stop_signal: signal.Signals
+
+    @property
+    def health_url(self) -> str | None:
+        return join_url(self.url, self.health_path) if self.url else None
+
+    @property
+    def command_line(self) -> str:
+        """The command as a user would type it (env values are never part of it)."""
+        return shlex.join(self.command)
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def parse_signal(name: str) -> signal.Signals:
+    """``"TERM"``, ``"SIGTERM"`` or ``"15"`` → ``signal.SIGTERM``; ValueError otherwise."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return signal.Signals(int(text))
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return signal.Signals[text]
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
+
+
+def _split(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def resolve_framework(
+    name: str, entry: FrameworkEntryLike, base_dir: Path | None = None
+) -> FrameworkSpec:
+    """Merge a settings entry over its preset. Paths resolve against ``base_dir``.
+
+    Settings validation has already checked that the preset exists and that an entry
+    without a preset has a command and a URL or port.
+    """
+    preset = PRESETS[entry.preset] if entry.preset else None
+    port = entry.port if entry.port is not None else (preset.port if preset else None)
+    template = entry.command if entry.command is not None else (preset.command if preset else "")
+    values = {
+        "python": sys.executable,
+        "demo_app": str(DEMO_APP),
+        "port": "" if port is None else str(port),
+    }
+    command = [part.format_map(values) for part in _split(template)]
+    if entry.args:
+        command += _split(entry.args)
+
+    cwd_text = entry.cwd if entry.cwd is not None else (preset.cwd if preset else None)
+    cwd = None
+    if cwd_text:
+        cwd = Path(cwd_text).expanduser()
+        if not cwd.is_absolute():
+            cwd = (base_dir or Path.cwd()) / cwd
+
+    url = entry.url
+    if url is None and port:
+        url = f"http://127.0.0.1:{port}"
+    health_path = entry.health_path or (preset.health_path if preset else "/")
+    pattern = (
+        entry.ready_pattern
+        if entry.ready_pattern is not None
+        else (preset.ready_pattern if preset else None)
+    )
+    stop = entry.stop_signal or (preset.stop_signal if preset else "SIGTERM")
+    return FrameworkSpec(
+        name=name,
+        preset=entry.preset,
+        command=tuple(command),
+        cwd=cwd,
+        env=dict(entry.env),
+        url=url.rstrip("/") if url else None,
+        health_path=health_path,
+        ready_pattern=re.compile(pattern) if pattern else None,
+        stop_signal=parse_signal(stop),
+    )

@@ -1,0 +1,218 @@
+"""How the watchdog tells that a framework is ready and still alive.
+
+Ready: the ready line appears in its output, or its health URL answers, whichever
+comes first. Alive: the health URL answers within ``health_timeout_s``. A framework
+whose kernel still accepts connections but whose process is stopped or deadlocked
+fails by timeout, which is exactly the "hang" that exit codes never show.
+
+A :class:`Prober` thread per run does this work and reports through a callback,
+so the supervisor's control thread never blocks on the network.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from .logs import strip_ansi
+from .presets import FrameworkSpec, join_url
+
+READY_SCAN_S = 0.05  # how often the log files are looked at while starting
+STARTUP_PROBE_S = 0.25  # how often the health URL is tried while starting
+STARTUP_PROBE_TIMEOUT_S = 2.0
+MAX_SCAN_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+def http_probe(url: str, timeout: float) -> ProbeResult:
+    """GET ``url``; any HTTP answer below 500 means alive.
+
+    A 401/404 is still a live server (auth or a path the framework moved): treating
+    it as dead would restart a healthy framework forever.
+    """
+    t0 = time.perf_counter()
+    try:
+        resp = requests.get(url, timeout=(timeout, timeout), allow_redirects=False)
+        resp.close()
+    except requests.Timeout:
+        return ProbeResult(False, f"no answer within {timeout:g}s", _ms(t0))
+    except requests.ConnectionError as exc:
+        return ProbeResult(False, f"connection failed: {_root_cause(exc)}", _ms(t0))
+    except requests.RequestException as exc:
+        return ProbeResult(False, f"request failed: {exc}", _ms(t0))
+    ok = resp.status_code < 500
+    return ProbeResult(ok, f"HTTP {resp.status_code}", _ms(t0))
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__context__ is not None or exc.__cause__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc)
+    if "Connection refused" in text or isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return text[:200]
+
+
+def url_port(url: str | None) -> tuple[str, int] | None:
+    """``http://127.0.0.1:7860`` → ``("127.0.0.1", 7860)``; None without a port."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return parts.hostname or "127.0.0.1", port
+
+
+def port_in_use(port: int) -> bool:
+    """True when something listens on ``port`` (any local address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def wait_port_free(port: int, timeout: float, stop: threading.Event | None = None) -> bool:
+    """Wait until nothing listens on ``port``; False if still taken at the timeout."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + timeout
+    while port_in_use(port):
+        left = deadline - time.monotonic()
+        if left <= 0 or stop.wait(min(0.05, left)):
+            return False
+    return True
+
+
+class ReadyLineScanner:
+    """Finds the ready line in growing log files, reading only what is new."""
+
+    def __init__(self, paths: list[Path], pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._offsets = dict.fromkeys(paths, 0)
+        self._partial = dict.fromkeys(paths, b"")
+
+    def poll(self) -> re.Match[str] | None:
+        for path in self._offsets:
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            offset = self._offsets[path]
+            if size < offset:  # rotated: start over
+                offset, self._partial[path] = 0, b""
+            if size == offset:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read(min(size - offset, MAX_SCAN_CHUNK))
+            self._offsets[path] = offset + len(chunk)
+            data = self._partial[path] + chunk
+            *lines, self._partial[path] = data.split(b"\n")
+            # A ready line printed without a newline (yet) still counts.
+            for raw in [*lines, self._partial[path]]:
+                text = strip_ansi(raw.decode("utf-8", errors="replace"))
+                for piece in text.split("\r"):
+                    match = self.pattern.search(piece)
+                    if match:
+                        return match
+            self._partial[path] = self._partial[path][-MAX_SCAN_CHUNK:]
+        return None
+
+
+@dataclass(frozen=True)
+class Ready:
+    run_id: str
+    url: str | None
+    via: str  # "ready line" or "health URL"
+    line: str | None = None
+
+
+@dataclass(frozen=True)
+class Liveness:
+    run_id: str
+    result: ProbeResult
+
+
+class Prober(threading.Thread):
+    """Per run: waits for readiness, then probes liveness every interval until stopped."""
+
+    def __init__(
+        self,
+        run_id: str,
+        spec: FrameworkSpec,
+        interval: float,
+        timeout: float,
+        log_paths: list[Path],
+        report: Callable[[Ready | Liveness], None],
+    ) -> None:
+        super().__init__(name=f"prober-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.spec = spec
+        self.interval = interval
+        self.timeout = timeout
+        self.log_paths = log_paths
+        self.report = report
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        url = self._wait_ready()
+        if url is None:
+            return
+        health = join_url(url, self.spec.health_path)
+        next_at = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at = time.monotonic() + self.interval
+            result = http_probe(health, self.timeout)
+            if self._stop.is_set():
+                return
+            self.report(Liveness(self.run_id, result))
+
+    def _wait_ready(self) -> str | None:
+        pattern = self.spec.ready_pattern
+        scanner = ReadyLineScanner(self.log_paths, pattern) if pattern else None
+        health = self.spec.health_url
+        next_probe = time.monotonic()
+        while not self._stop.is_set():
+            if scanner is not None:
+                match = scanner.poll()
+                if match:
+                    found = match.groupdict().get("url")
+                    url = found.rstrip("/") if found else self.spec.url
+                    self.report(Ready(self.run_id, url, "ready line", match.string.strip()))
+                    return url
+            if health and time.monotonic() >= next_probe:
+                result = http_probe(health, min(self.timeout, STARTUP_PROBE_TIMEOUT_S))
+                if result.ok and not self._stop.is_set():
+                    self.report(Ready(self.run_id, self.spec.url, "health URL"))
+                    return self.spec.url
+                next_probe = time.monotonic() + STARTUP_PROBE_S
+            self._stop.wait(READY_SCAN_S)
+        return None

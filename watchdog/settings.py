@@ -1,0 +1,281 @@
+"""Typed settings: load ``settings.json`` (+ ``settings.local.json``), validate, resolve.
+
+Every mistake becomes a :class:`SettingsError` whose message names the file and the
+key path (or line and column for broken JSON), so the user can fix it without
+reading a traceback::
+
+    >>> load_settings(Path("broken.json"))          # doctest: +SKIP
+    SettingsError: broken.json: frameworks.demo.port: Input should be a valid integer
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+
+from .presets import PRESETS, FrameworkSpec, parse_signal, resolve_framework
+
+FRAMEWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SettingsError(Exception):
+    """A settings file that cannot be used; the message is meant for the user as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class WatchSettings(_Strict):
+    """How the framework is watched; any key may be overridden per framework."""
+
+    health_interval_s: float = Field(5, gt=0)
+    health_timeout_s: float = Field(5, gt=0)
+    failure_threshold: int = Field(3, ge=1)
+    startup_timeout_s: float = Field(900, gt=0)
+    stop_timeout_s: float = Field(20, ge=0)
+    backoff_initial_s: float = Field(1, ge=0)
+    backoff_max_s: float = Field(60, ge=0)
+    max_restarts: int = Field(5, ge=0)
+    restart_window_s: float = Field(600, gt=0)
+    # A run up this long was "stable": its crash restarts at once and resets backoff.
+    stable_uptime_s: float = Field(60, ge=0)
+    # After a stop, how long to wait for the framework's port to be free again.
+    port_free_timeout_s: float = Field(10, ge=0)
+
+
+# Per-framework overrides of every watch key, all optional. Derived from WatchSettings
+# so that a new watch key is overridable without touching this file twice.
+_WatchOverrides: type[_Strict] = create_model(  # type: ignore[call-overload]
+    "_WatchOverrides",
+    __base__=_Strict,
+    **{
+        name: (Annotated[(info.annotation, *info.metadata)] | None, None)
+        for name, info in WatchSettings.model_fields.items()
+    },
+)
+
+
+class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
+    """One entry of ``frameworks``: a preset plus overrides, or a custom command."""
+
+    preset: str | None = None
+    command: str | list[str] | None = None
+    args: str | list[str] | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, repr=False)
+    url: str | None = None
+    port: int | None = Field(None, ge=0, le=65535)
+    health_path: str | None = None
+    ready_pattern: str | None = None
+    stop_signal: str | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(PRESETS))})")
+        return value
+
+    @field_validator("ready_pattern")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _valid_signal(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_signal(value)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must start with http:// or https:// and name a host")
+        return value
+
+    def watch_overrides(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k) for k in WatchSettings.model_fields if getattr(self, k) is not None
+        }
+
+
+class LogSettings(_Strict):
+    dir: str = "logs"
+    # Each stream of a run is rotated (copy + truncate) past this size; one old part kept.
+    max_bytes: int = Field(50 * 1024 * 1024, ge=4096)
+    keep_runs: int = Field(20, ge=1)
+    # All runs' logs together; the oldest runs are deleted first.
+    max_total_bytes: int = Field(1024**3, ge=8192)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5005, ge=0, le=65535)
+
+
+def _default_frameworks() -> dict[str, FrameworkEntry]:
+    return {"demo": FrameworkEntry(preset="demo")}
+
+
+class Settings(_Strict):
+    """The whole settings file. ``base_dir`` is where relative paths resolve."""
+
+    default_framework: str = "demo"
+    frameworks: dict[str, FrameworkEntry] = Field(default_factory=_default_frameworks)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr(default="built-in defaults")
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def logs_dir(self) -> Path:
+        path = Path(self.logs.dir).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.frameworks)
+
+    def framework(self, name: str) -> FrameworkSpec:
+        """The resolved spec of a framework; KeyError for a name not in the settings."""
+        return resolve_framework(name, self.frameworks[name], self._base_dir)
+
+    def watch_for(self, name: str) -> WatchSettings:
+        """Global watch settings with the framework's own overrides applied."""
+        overrides = self.frameworks[name].watch_overrides()
+        return self.watch.model_copy(update=overrides) if overrides else self.watch
+
+    def _check(self) -> None:
+        for name, entry in self.frameworks.items():
+            if not FRAMEWORK_NAME.match(name):
+                raise SettingsError(
+                    f"frameworks.{name}: a framework name may use letters, digits, '_', '.'"
+                    " and '-' (at most 64, not starting with a symbol)"
+                )
+            if entry.preset is None:
+                if not entry.command:
+                    raise SettingsError(
+                        f"frameworks.{name}.command: required for a framework without a preset"
+                    )
+                if entry.url is None and entry.port is None:
+                    raise SettingsError(
+                        f"frameworks.{name}.url: required (or port) for a framework"
+                        " without a preset"
+                    )
+        if not self.frameworks:
+            raise SettingsError("frameworks: at least one framework must be defined")
+        if self.default_framework not in self.frameworks:
+            raise SettingsError(
+                f"default_framework: {self.default_framework!r} is not defined in frameworks"
+                f" (defined: {', '.join(self.frameworks)})"
+            )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level must be a JSON object {{...}}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Objects merge key by key; anything else in ``override`` replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "input" in error and error["type"] not in ("missing",):
+        shown = json.dumps(error["input"], default=str)
+        message += f" (got {shown[:60]}{'…' if len(shown) > 60 else ''})"
+    return f"{path}: {message}"
+
+
+def local_override_path(path: Path) -> Path:
+    """``settings.json`` → ``settings.local.json`` beside it."""
+    return path.with_name(f"{path.stem}.local{path.suffix or '.json'}")
+
+
+def parse_settings(data: dict[str, Any], base_dir: Path, source: str) -> Settings:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise SettingsError(f"{source}: " + "\n  ".join(lines)) from None
+    settings._base_dir = base_dir
+    settings._source = source
+    try:
+        settings._check()
+    except SettingsError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
+    return settings
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load and validate settings; a missing file at the default location means defaults.
+
+    ``path`` None means: the built-in defaults (the demo framework), relative paths
+    resolved against the current directory.
+    """
+    if path is None:
+        return parse_settings({}, Path.cwd(), "built-in defaults")
+    path = path.expanduser().absolute()
+    data = _read_json(path)
+    source = str(path)
+    local = local_override_path(path)
+    if local.exists():
+        data = _merge(data, _read_json(local))
+        source = f"{path} + {local.name}"
+    return parse_settings(data, path.parent, source)

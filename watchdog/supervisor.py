@@ -1,0 +1,852 @@
+"""The supervisor: one framework kept alive, switched on request, every step journaled.
+
+One control thread owns all mutable state. Everything else talks to it through its
+inbox: person's commands (with a future for the reply), exits from the waiter
+threads, readiness and liveness from the prober threads, and "tree gone" from the
+stopper threads. Timers (backoff, startup timeout) are deadlines of the same loop,
+which sleeps in ``Queue.get(timeout)`` so that any message wakes it at once.
+
+Readers never touch that state: after every step the loop publishes an immutable
+:class:`Status`, and ``status()`` returns the latest one without locking.
+
+    >>> sup = Supervisor(load_settings(Path("settings.json")))    # doctest: +SKIP
+    >>> sup.begin()                 # starts the remembered (or default) framework
+    >>> sup.switch("comfyui", requested_by="api").state
+    <State.STOPPING: 'STOPPING'>
+    >>> sup.shutdown()              # stops the framework's whole tree
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from . import __version__
+from .events import EventLog, utc_now_iso
+from .logs import LogStore, RunLogs, tail_lines
+from .presets import FrameworkSpec
+from .probes import Liveness, Prober, Ready, port_in_use, url_port, wait_port_free
+from .process import KILL_WAIT_S, ManagedProcess, SpawnError, StopResult
+from .settings import Settings, WatchSettings
+from .statefile import Desired, StateFile
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 20
+COMMAND_REPLY_TIMEOUT_S = 30.0
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}
+
+
+class State(str, Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    UNHEALTHY = "UNHEALTHY"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    FATAL = "FATAL"
+
+
+class UnknownFramework(ValueError):
+    """A framework name that is not in the settings."""
+
+
+class WatchDisabled(RuntimeError):
+    """A start/stop/switch asked of a watchdog run with ``--no-watch``."""
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    code: int | None
+    signal: str | None
+    reason: str
+    time: str
+    run_id: str
+    pid: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "signal": self.signal,
+            "reason": self.reason,
+            "time": self.time,
+            "run_id": self.run_id,
+            "pid": self.pid,
+        }
+
+
+_SIGNAL_WORDS = {
+    "SIGSEGV": "segmentation fault",
+    "SIGABRT": "aborted",
+    "SIGBUS": "bus error",
+    "SIGFPE": "arithmetic error",
+    "SIGILL": "illegal instruction",
+    "SIGKILL": "not sent by the watchdog: likely the kernel's out-of-memory killer",
+}
+
+
+def describe_exit(returncode: int) -> tuple[int | None, str | None, str]:
+    """``-11`` → ``(None, "SIGSEGV", "killed by SIGSEGV (segmentation fault)")``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        words = _SIGNAL_WORDS.get(name)
+        return None, name, f"killed by {name}" + (f" ({words})" if words else "")
+    return returncode, None, f"exited with code {returncode}"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What every reader sees: an immutable snapshot published by the control thread."""
+
+    framework: str
+    state: State
+    should_run: bool
+    watching: bool
+    pid: int | None
+    run_id: str | None
+    url: str | None
+    ready: bool
+    healthy: bool
+    is_running: bool
+    spawned_at: float | None
+    restarts: int
+    last_exit: ExitInfo | None
+    app_cmd: str
+    frameworks: tuple[str, ...]
+    reason: str | None
+    last_stderr: tuple[str, ...]
+    backoff_until: float | None
+    startup_timeout_s: float
+    probe_failures: int
+    seq: int
+    errors: tuple[str, ...]
+    published_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The status object of the API contract (``GET /info``, ``status``)."""
+        now = time.time()
+        return {
+            "framework": self.framework,
+            "state": self.state.value,
+            "pid": self.pid,
+            "url": self.url,
+            "is_running": self.is_running,
+            "healthy": self.healthy,
+            "ready": self.ready,
+            "spawned_secs_ago": round(now - self.spawned_at, 1) if self.spawned_at else None,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit.to_dict() if self.last_exit else None,
+            "APP_CMD": self.app_cmd,
+            "frameworks": list(self.frameworks),
+            "run_id": self.run_id,
+            "should_run": self.should_run,
+            "watching": self.watching,
+            "reason": self.reason,
+            "last_stderr": list(self.last_stderr),
+            "backoff_secs_left": (
+                round(max(0.0, self.backoff_until - now), 1) if self.backoff_until else None
+            ),
+            "startup_timeout_s": self.startup_timeout_s,
+            "probe_failures": self.probe_failures,
+            "errors": list(self.errors),
+        }
+
+
+# -- messages to the control thread ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Command:
+    kind: str  # start, stop, restart, switch
+    name: str | None
+    requested_by: str
+    reply: Future[Status]
+
+
+@dataclass(frozen=True)
+class _Exited:
+    run_id: str
+    returncode: int
+
+
+@dataclass(frozen=True)
+class _TornDown:
+    run_id: str
+    result: StopResult
+    port_free: bool | None
+    port_wait_s: float
+
+
+@dataclass(frozen=True)
+class _Shutdown:
+    leave_running: bool
+    requested_by: str
+    reply: Future[None]
+
+
+# -- control-thread-only records ---------------------------------------------------
+
+
+@dataclass
+class _Run:
+    name: str
+    spec: FrameworkSpec
+    watch: WatchSettings
+    proc: ManagedProcess
+    logs: RunLogs
+    prober: Prober
+    url: str | None
+    ready: bool = False
+    probe_failures: int = 0
+    last_probe: str = ""
+
+    @property
+    def run_id(self) -> str:
+        return self.proc.run_id
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.proc.started_mono
+
+
+@dataclass
+class _Teardown:
+    run: _Run
+    reason: str
+    requested_by: str
+    after_crash: bool  # the leader is already dead; this only clears leftovers
+    exit_seen: bool = False
+
+
+class Supervisor:
+    """Keeps the chosen framework alive. Public methods are thread-safe."""
+
+    def __init__(self, settings: Settings, *, watch: bool = True) -> None:
+        self.settings = settings
+        self.watching = watch
+        logs_dir = settings.logs_dir
+        self.logs = LogStore(
+            logs_dir,
+            settings.logs.max_bytes,
+            settings.logs.keep_runs,
+            settings.logs.max_total_bytes,
+        )
+        self.events = EventLog(logs_dir / "events.jsonl")
+        self.statefile = StateFile(logs_dir / "state.json")
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._abort = threading.Event()
+
+        # Owned by the control thread from begin() on.
+        self._desired = settings.default_framework
+        self._should_run = False
+        self._run: _Run | None = None
+        self._teardown: _Teardown | None = None
+        self._restart_pending = False
+        self._spawn_by = "boot"
+        self._cmd_by = "api"
+        self._failures: list[float] = []
+        self._consecutive = 0
+        self._backoff_until: float | None = None
+        self._backoff_reason: str | None = None
+        self._fatal: str | None = None
+        self._fatal_stderr: tuple[str, ...] = ()
+        self._restarts = 0
+        self._last_exit: ExitInfo | None = None
+        self._seq = 0
+        self._last_run_id = ""
+        self._closing: _Shutdown | None = None
+        self._status = self._snapshot()
+
+    # -- public API (any thread) ---------------------------------------------------
+
+    def begin(self) -> Status:
+        """Start the control thread and bring back the remembered framework."""
+        if self._thread is not None:
+            return self._status
+        remembered = self.statefile.load()
+        if remembered and remembered.framework in self.settings.frameworks:
+            self._desired, self._should_run = remembered.framework, remembered.should_run
+        else:
+            if remembered:
+                log.warning(
+                    "remembered framework %r is no longer in the settings; using %r",
+                    remembered.framework,
+                    self.settings.default_framework,
+                )
+            self._desired, self._should_run = self.settings.default_framework, True
+        self.events.write(
+            "watchdog_start",
+            pid=os.getpid(),
+            version=__version__,
+            settings=self.settings.source,
+            framework=self._desired,
+            should_run=self._should_run,
+            watching=self.watching,
+        )
+        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+        self._thread.start()
+        reply: Future[Status] = Future()
+        self._inbox.put(_Command("boot", None, "boot", reply))
+        return reply.result(COMMAND_REPLY_TIMEOUT_S)
+
+    def status(self) -> Status:
+        return self._status
+
+    def start(self, name: str | None = None, requested_by: str = "api") -> Status:
+        """Run ``name`` (default: the chosen framework); switches if another runs."""
+        return self._command("start", name, requested_by)
+
+    def switch(self, name: str, requested_by: str = "api") -> Status:
+        return self._command("switch", name, requested_by)
+
+    def stop(self, requested_by: str = "api") -> Status:
+        return self._command("stop", None, requested_by)
+
+    def restart(self, requested_by: str = "api") -> Status:
+        return self._command("restart", None, requested_by)
+
+    def wait_for(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
+        """Block until a published status satisfies ``predicate``; TimeoutError if not."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self._status), timeout):
+                raise TimeoutError(f"status never matched; last: {self._status.to_dict()}")
+            return self._status
+
+    def shutdown(
+        self, leave_running: bool = False, requested_by: str = "signal", timeout: float = 120
+    ) -> None:
+        """Stop supervising; stop the framework's tree unless ``leave_running``."""
+        if self._thread is None or not self._thread.is_alive():
+            self.logs.close()
+            return
+        reply: Future[None] = Future()
+        self._inbox.put(_Shutdown(leave_running, requested_by, reply))
+        try:
+            reply.result(timeout)
+        finally:
+            self._abort.set()
+            self._thread.join(timeout=5)
+            self.logs.close()
+
+    # -- command plumbing ------------------------------------------------------------
+
+    def _command(self, kind: str, name: str | None, requested_by: str) -> Status:
+        if name is not None and name not in self.settings.frameworks:
+            known = ", ".join(self.settings.frameworks)
+            raise UnknownFramework(f"unknown framework {name!r} (known: {known})")
+        if not self.watching:
+            raise WatchDisabled("this watchdog runs with --no-watch: it never starts or stops")
+        if self._thread is None or self._stopped.is_set():
+            raise RuntimeError("the supervisor is not running")
+        reply: Future[Status] = Future()
+        self._inbox.put(_Command(kind, name, requested_by, reply))
+        return reply.result(COMMAND_REPLY_TIMEOUT_S)
+
+    # -- the control loop (control thread only below) ----------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                msg = self._inbox.get(timeout=self._next_timeout())
+            except queue.Empty:
+                msg = None
+            try:
+                self._handle(msg)
+                self._on_timers()
+                self._reconcile()
+            except Exception as exc:  # the loop must outlive any bug in one step
+                log.exception("supervisor step failed")
+                self.events.write("internal_error", error=f"{exc.__class__.__name__}: {exc}")
+                if isinstance(msg, _Command) and not msg.reply.done():
+                    msg.reply.set_exception(exc)
+            self._publish()
+            if isinstance(msg, _Command) and not msg.reply.done():
+                msg.reply.set_result(self._status)
+            if self._closing and self._run is None and self._teardown is None:
+                self._finish_shutdown()
+                return
+
+    def _next_timeout(self) -> float | None:
+        now = time.monotonic()
+        deadlines = []
+        run = self._run
+        if run is not None and not run.ready:
+            deadlines.append(run.proc.started_mono + run.watch.startup_timeout_s)
+        if self._run is None and self._teardown is None and self._backoff_until is not None:
+            deadlines.append(self._backoff_until)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    def _handle(self, msg: object) -> None:
+        if msg is None:
+            return
+        if isinstance(msg, _Command):
+            self._on_command(msg)
+        elif isinstance(msg, _Exited):
+            self._on_exited(msg)
+        elif isinstance(msg, Ready):
+            self._on_ready(msg)
+        elif isinstance(msg, Liveness):
+            self._on_liveness(msg)
+        elif isinstance(msg, _TornDown):
+            self._on_torn_down(msg)
+        elif isinstance(msg, _Shutdown):
+            self._on_shutdown(msg)
+
+    def _on_command(self, cmd: _Command) -> None:
+        if self._closing:
+            cmd.reply.set_exception(RuntimeError("the watchdog is shutting down"))
+            return
+        if cmd.kind == "boot":
+            self._spawn_by = "boot"
+            return
+        self._seq += 1
+        self._cmd_by = cmd.requested_by
+        if cmd.kind == "stop":
+            if self._should_run or self._fatal or self._backoff_until:
+                self._fresh_start()
+            self._should_run = False
+            self._restart_pending = False
+        elif cmd.kind in ("start", "switch"):
+            name = cmd.name or self._desired
+            if name != self._desired:
+                self.events.write(
+                    "switch", framework=name, previous=self._desired, requested_by=cmd.requested_by
+                )
+            idle = self._run is None and self._teardown is None
+            if name != self._desired or not self._should_run or self._fatal or idle:
+                self._fresh_start()
+                self._spawn_by = cmd.requested_by
+            self._desired = name
+            self._should_run = True
+        elif cmd.kind == "restart":
+            self.events.write("restart", framework=self._desired, requested_by=cmd.requested_by)
+            self._fresh_start()
+            self._should_run = True
+            self._restart_pending = self._run is not None
+            self._spawn_by = cmd.requested_by
+        self.statefile.save(Desired(self._desired, self._should_run))
+
+    def _fresh_start(self) -> None:
+        """A person's command: forget failures, leave FATAL/BACKOFF."""
+        self._failures.clear()
+        self._consecutive = 0
+        self._backoff_until = None
+        self._backoff_reason = None
+        self._fatal = None
+        self._fatal_stderr = ()
+        self._restarts = 0
+
+    def _on_shutdown(self, msg: _Shutdown) -> None:
+        self._closing = msg
+        run = self._run
+        if msg.leave_running and run is not None:
+            run.prober.stop()
+            self.logs.set_live(None)
+            self.events.write(
+                "detach",
+                framework=run.name,
+                run_id=run.run_id,
+                pid=run.proc.pid,
+                requested_by=msg.requested_by,
+                reason="watchdog exiting; framework left running",
+            )
+            self._run = None
+
+    def _finish_shutdown(self) -> None:
+        assert self._closing is not None
+        self.events.write("watchdog_stop", pid=os.getpid(), requested_by=self._closing.requested_by)
+        self._stopped.set()
+        self._closing.reply.set_result(None)
+
+    # -- reconciling what runs with what is wanted -------------------------------------
+
+    def _reconcile(self) -> None:
+        if self._teardown is not None:
+            return  # nothing starts while a tree is still going away
+        run = self._run
+        if run is not None:
+            if self._closing:
+                self._begin_teardown(run, "watchdog shutting down", self._closing.requested_by)
+            elif not self._should_run:
+                self._begin_teardown(run, "stop requested", self._cmd_by)
+            elif run.name != self._desired:
+                self._begin_teardown(run, f"switch to {self._desired}", self._cmd_by)
+            elif self._restart_pending:
+                self._restart_pending = False
+                self._begin_teardown(run, "restart requested", self._cmd_by)
+            return
+        self._restart_pending = False
+        if self._closing or not self.watching or self._fatal or not self._should_run:
+            return
+        if self._backoff_until is not None:
+            if time.monotonic() < self._backoff_until:
+                return
+            self._backoff_until = None
+        self._spawn()
+
+    def _on_timers(self) -> None:
+        run = self._run
+        if run is None or run.ready:
+            return
+        if run.uptime >= run.watch.startup_timeout_s:
+            reason = f"not ready within startup_timeout_s={run.watch.startup_timeout_s:g}"
+            self.events.write(
+                "startup_timeout",
+                **self._ids(run),
+                reason=reason,
+                last_stdout=tail_lines(run.logs.stdout, 3),
+                last_stderr=tail_lines(run.logs.stderr, 3),
+            )
+            self._failure(run.name, reason, None, self._stderr_tail(run), run)
+            self._begin_teardown(run, "startup timeout", "watch")
+
+    # -- spawning --------------------------------------------------------------------
+
+    def _new_run_id(self, name: str) -> str:
+        now = datetime.now(timezone.utc)
+        run_id = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{name}"
+        if run_id <= self._last_run_id:  # two spawns in one millisecond
+            run_id = f"{self._last_run_id}x"
+        self._last_run_id = run_id
+        return run_id
+
+    def _spawn(self) -> None:
+        name = self._desired
+        spec = self.settings.framework(name)
+        watch = self.settings.watch_for(name)
+        by, self._spawn_by = self._spawn_by, "watch"
+        hostport = url_port(spec.url)
+        if hostport and hostport[0] in LOCAL_HOSTS and port_in_use(hostport[1]):
+            reason = f"port {hostport[1]} is already in use by another program"
+            self.events.write("port_busy", framework=name, port=hostport[1], reason=reason)
+            self._failure(name, reason, None, (), None)
+            return
+        run_id = self._new_run_id(name)
+        run_logs = self.logs.new_run(run_id)
+        out, err = self.logs.open_for_child(run_logs)
+        try:
+            proc = ManagedProcess.spawn(
+                spec, run_id, out, err, on_exit=lambda rc: self._inbox.put(_Exited(run_id, rc))
+            )
+        except SpawnError as exc:
+            self.events.write(
+                "spawn_failed", framework=name, run_id=run_id, reason=str(exc), requested_by=by
+            )
+            self._failure(name, str(exc), None, (), None)
+            return
+        finally:
+            out.close()
+            err.close()
+        if by == "watch":
+            self._restarts += 1
+        prober = Prober(
+            run_id,
+            spec,
+            watch.health_interval_s,
+            watch.health_timeout_s,
+            [run_logs.stdout, run_logs.stderr],
+            self._inbox.put,
+        )
+        run = _Run(name, spec, watch, proc, run_logs, prober, url=spec.url)
+        self._run = run
+        self.logs.set_live(run_logs)
+        self.events.write(
+            "spawn",
+            **self._ids(run),
+            requested_by=by,
+            command=spec.command_line,
+            cwd=str(spec.cwd) if spec.cwd else None,
+            restarts=self._restarts,
+            stdout=str(run_logs.stdout),
+            stderr=str(run_logs.stderr),
+        )
+        prober.start()
+
+    # -- what runs tells us ----------------------------------------------------------
+
+    def _on_ready(self, msg: Ready) -> None:
+        run = self._run
+        if run is None or run.run_id != msg.run_id or run.ready:
+            return
+        run.ready = True
+        if msg.url:
+            run.url = msg.url
+        self.events.write(
+            "ready",
+            **self._ids(run),
+            via=msg.via,
+            url=run.url,
+            configured_url=run.spec.url if run.spec.url != run.url else None,
+            startup_s=round(run.uptime, 3),
+            line=msg.line,
+        )
+
+    def _on_liveness(self, msg: Liveness) -> None:
+        run = self._run
+        if run is None or run.run_id != msg.run_id or not run.ready:
+            return
+        result = msg.result
+        if result.ok:
+            if run.probe_failures:
+                self.events.write("healthy", **self._ids(run), after_failures=run.probe_failures)
+            run.probe_failures = 0
+            run.last_probe = result.detail
+            return
+        run.probe_failures += 1
+        run.last_probe = result.detail
+        threshold = run.watch.failure_threshold
+        if run.probe_failures < threshold:
+            if run.probe_failures == 1:
+                self.events.write(
+                    "unhealthy", **self._ids(run), detail=result.detail, threshold=threshold
+                )
+            return
+        reason = f"hang: {run.probe_failures} health probes in a row failed ({result.detail})"
+        self.events.write(
+            "hang",
+            **self._ids(run),
+            reason=reason,
+            failures=run.probe_failures,
+            interval_s=run.watch.health_interval_s,
+            timeout_s=run.watch.health_timeout_s,
+        )
+        self._failure(run.name, reason, run.uptime, self._stderr_tail(run), run)
+        self._begin_teardown(run, "hang", "watch")
+
+    def _on_exited(self, msg: _Exited) -> None:
+        code, sig, words = describe_exit(msg.returncode)
+        td = self._teardown
+        if td is not None and td.run.run_id == msg.run_id:
+            td.exit_seen = True
+            if not td.after_crash:
+                self._last_exit = ExitInfo(
+                    code, sig, f"stopped: {td.reason}", utc_now_iso(), msg.run_id, td.run.proc.pid
+                )
+                self.events.write(
+                    "exit",
+                    **self._ids(td.run),
+                    exit_code=code,
+                    signal=sig,
+                    reason=f"stopped: {td.reason}",
+                    requested_by=td.requested_by,
+                    uptime_s=round(td.run.uptime, 3),
+                )
+            return
+        run = self._run
+        if run is None or run.run_id != msg.run_id:
+            return
+        uptime = run.uptime
+        tail = self._stderr_tail(run)
+        self._last_exit = ExitInfo(code, sig, words, utc_now_iso(), run.run_id, run.proc.pid)
+        common = {"exit_code": code, "signal": sig, "uptime_s": round(uptime, 3)}
+        self.events.write("exit", **self._ids(run), **common, reason=words, requested_by="watch")
+        self.events.write(
+            "crash", **self._ids(run), **common, reason=words, ready=run.ready, last_stderr=tail
+        )
+        self._failure(run.name, f"crash: {words}", uptime, tail, run)
+        self._begin_teardown(run, "cleanup after crash", "watch", after_crash=True)
+
+    def _failure(
+        self,
+        name: str,
+        reason: str,
+        uptime: float | None,
+        stderr_tail: tuple[str, ...],
+        run: _Run | None,
+    ) -> None:
+        """Count a failed run and decide: restart now, back off, or give up (FATAL)."""
+        watch = self.settings.watch_for(name)
+        now = time.monotonic()
+        self._failures = [t for t in self._failures if now - t <= watch.restart_window_s]
+        self._failures.append(now)
+        if uptime is not None and uptime >= watch.stable_uptime_s:
+            self._consecutive = 0
+            delay = 0.0
+        else:
+            self._consecutive += 1
+            delay = min(watch.backoff_initial_s * 2 ** (self._consecutive - 1), watch.backoff_max_s)
+        ids = self._ids(run) if run else {"framework": name}
+        if len(self._failures) > watch.max_restarts:
+            self._fatal = (
+                f"{reason} — {len(self._failures)} failures within"
+                f" {watch.restart_window_s:g}s (max_restarts={watch.max_restarts});"
+                " not restarting until started again"
+            )
+            self._fatal_stderr = stderr_tail
+            self._backoff_until = None
+            self.events.write(
+                "fatal",
+                **ids,
+                reason=self._fatal,
+                failures=len(self._failures),
+                window_s=watch.restart_window_s,
+                last_stderr=stderr_tail,
+            )
+            return
+        self._backoff_until = now + delay
+        self._backoff_reason = reason
+        if delay > 0:
+            self.events.write(
+                "backoff",
+                **ids,
+                delay_s=round(delay, 3),
+                attempt=self._consecutive,
+                failures_in_window=len(self._failures),
+                reason=reason,
+            )
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def _begin_teardown(
+        self, run: _Run, reason: str, requested_by: str, after_crash: bool = False
+    ) -> None:
+        run.prober.stop()
+        self._run = None
+        td = _Teardown(run, reason, requested_by, after_crash, exit_seen=after_crash)
+        self._teardown = td
+        hostport = None if after_crash else url_port(run.url)
+        port = hostport[1] if hostport and hostport[0] in LOCAL_HOSTS else None
+
+        def work() -> None:
+            try:
+                result = run.proc.stop(run.spec.stop_signal, run.watch.stop_timeout_s, self._abort)
+            except Exception:
+                log.exception("stopping run %s failed", run.run_id)
+                result = StopResult(0.0, None, False, (), (run.proc.pid,))
+            # The waiter posts the exit before setting this, so the exit is handled first.
+            run.proc.exited.wait(KILL_WAIT_S)
+            free, waited = None, 0.0
+            if port is not None:
+                t0 = time.monotonic()
+                free = wait_port_free(port, run.watch.port_free_timeout_s, self._abort)
+                waited = time.monotonic() - t0
+            self._inbox.put(_TornDown(run.run_id, result, free, waited))
+
+        threading.Thread(target=work, name=f"stop-{run.proc.pid}", daemon=True).start()
+
+    def _on_torn_down(self, msg: _TornDown) -> None:
+        td = self._teardown
+        if td is None or td.run.run_id != msg.run_id:
+            return
+        self._teardown = None
+        self.logs.set_live(None)
+        r = msg.result
+        if td.after_crash and not (r.swept or r.forced or r.remaining or r.signal):
+            return  # the usual crash: nothing was left to clean
+        self.events.write(
+            "cleanup" if td.after_crash else "stop",
+            **self._ids(td.run),
+            reason=td.reason,
+            requested_by=td.requested_by,
+            duration_ms=round(r.duration_s * 1000, 1),
+            signal=r.signal,
+            forced=r.forced,
+            swept=list(r.swept) or None,
+            remaining=list(r.remaining) or None,
+            port_free=msg.port_free,
+            port_wait_ms=round(msg.port_wait_s * 1000, 1) if msg.port_free is not None else None,
+        )
+        if r.remaining:
+            log.error("run %s: processes %s survived SIGKILL", td.run.run_id, r.remaining)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _ids(run: _Run) -> dict[str, Any]:
+        return {"framework": run.name, "run_id": run.run_id, "pid": run.proc.pid}
+
+    @staticmethod
+    def _stderr_tail(run: _Run) -> tuple[str, ...]:
+        return tuple(line for line in tail_lines(run.logs.stderr, STDERR_TAIL_LINES) if line)
+
+    def _state(self) -> State:
+        if self._run is not None:
+            if not self._run.ready:
+                return State.STARTING
+            return State.UNHEALTHY if self._run.probe_failures else State.RUNNING
+        if self._teardown is not None and not self._teardown.after_crash:
+            return State.STOPPING
+        if self._fatal:
+            return State.FATAL
+        if self._should_run and self.watching and not self._closing:
+            return State.BACKOFF
+        return State.STOPPED
+
+    def _reason(self, state: State) -> str | None:
+        run = self._run
+        if state is State.FATAL:
+            return self._fatal
+        if state is State.BACKOFF:
+            return self._backoff_reason
+        if state is State.STOPPING and self._teardown is not None:
+            return self._teardown.reason
+        if state is State.UNHEALTHY and run is not None:
+            return (
+                f"{run.probe_failures} of {run.watch.failure_threshold} health probes failed:"
+                f" {run.last_probe}"
+            )
+        if state is State.STARTING and run is not None:
+            return "waiting for the ready line or the health URL"
+        return None
+
+    def _snapshot(self) -> Status:
+        run = self._run
+        td = self._teardown
+        shown = run or (td.run if td and not td.exit_seen else None)
+        state = self._state()
+        try:
+            app_cmd = self.settings.framework(self._desired).command_line
+        except (KeyError, ValueError):
+            app_cmd = ""
+        errors = tuple(e for e in (self.logs.error, self.events.error, self.statefile.error) if e)
+        backoff = None
+        if state is State.BACKOFF and self._backoff_until is not None:
+            backoff = time.time() + max(0.0, self._backoff_until - time.monotonic())
+        return Status(
+            framework=self._desired,
+            state=state,
+            should_run=self._should_run,
+            watching=self.watching,
+            pid=shown.proc.pid if shown else None,
+            run_id=shown.run_id if shown else None,
+            url=shown.url if shown else None,
+            ready=bool(run and run.ready),
+            healthy=bool(run and run.ready and not run.probe_failures),
+            is_running=shown is not None,
+            spawned_at=shown.proc.started_at if shown else None,
+            restarts=self._restarts,
+            last_exit=self._last_exit,
+            app_cmd=app_cmd,
+            frameworks=tuple(self.settings.frameworks),
+            reason=self._reason(state),
+            last_stderr=self._fatal_stderr if state is State.FATAL else (),
+            backoff_until=backoff,
+            startup_timeout_s=self.settings.watch_for(self._desired).startup_timeout_s,
+            probe_failures=run.probe_failures if run else 0,
+            seq=self._seq,
+            errors=errors,
+        )
+
+    def _publish(self) -> None:
+        status = self._snapshot()
+        with self._changed:
+            self._status = status
+            self._changed.notify_all()
