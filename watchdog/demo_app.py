@@ -115,13 +115,14 @@ def make_handler(state: DemoState) -> type[BaseHTTPRequestHandler]:
 def spawn_escapee() -> None:
     """A grandchild in its own session: it leaves our process group, as some tools do."""
     code = "import time\nwhile True: time.sleep(3600)"
-    subprocess.Popen(
+    child = subprocess.Popen(
         [sys.executable, "-c", code],
         start_new_session=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    print(f"demo: escaped grandchild pid {child.pid}", flush=True)
 
 
 def spam(rate: float, stream: str, line_bytes: int, stop: threading.Event) -> None:
@@ -176,8 +177,8 @@ def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) 
             if args.crash_signal:
                 sig = args.crash_signal.upper()
                 sig = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]
-                signal.signal(sig, signal.SIG_DFL)
-                os.kill(os.getpid(), sig)
+                os.kill(os.getpid(), sig)  # default disposition: the process dies by it
+                time.sleep(5)
             os._exit(args.exit_code)
 
 

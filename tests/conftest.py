@@ -1,0 +1,189 @@
+"""Shared fixtures: settings on ephemeral ports, supervisors that always shut down,
+and a guard that fails any test (and the session) that leaves a process behind.
+
+Every process a test starts inherits ``SDW_TEST_TOKEN`` from this process's
+environment, so leftovers are found by that mark alone, however they were started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from watchdog.settings import Settings, load_settings  # noqa: E402
+from watchdog.supervisor import Status, Supervisor  # noqa: E402
+
+TOKEN = f"SDW_TEST_TOKEN={uuid.uuid4().hex}"
+os.environ["SDW_TEST_TOKEN"] = TOKEN.split("=", 1)[1]
+
+FAST_WATCH: dict[str, Any] = {
+    "health_interval_s": 0.2,
+    "health_timeout_s": 0.3,
+    "failure_threshold": 3,
+    "startup_timeout_s": 15,
+    "stop_timeout_s": 3,
+    "backoff_initial_s": 0.1,
+    "backoff_max_s": 1,
+    "max_restarts": 5,
+    "restart_window_s": 60,
+    "stable_uptime_s": 0.5,
+    "port_free_timeout_s": 3,
+}
+
+
+def leftover_pids() -> list[int]:
+    """Live processes (not zombies) carrying this session's token."""
+    mark = TOKEN.encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if mark not in Path(f"/proc/{entry}/environ").read_bytes():
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    # A stop in flight may need a moment to finish its work; give it a little.
+    deadline = time.monotonic() + 3
+    left = leftover_pids()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = leftover_pids()
+    if left:
+        described = [_describe(pid) for pid in left]
+        kill_pids(left)
+        pytest.fail(f"test left processes behind: {described}")
+
+
+def _describe(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmd = "?"
+    return f"{pid} {cmd[:120]}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = leftover_pids()
+    if left:
+        kill_pids(left)
+        print(f"\nFAILED: processes left alive at the end of the session: {left}")
+        session.exitstatus = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def demo(port: int | None = None, *flags: str, **extra: Any) -> dict[str, Any]:
+    """A settings entry for the demo framework on ``port`` with fault-mode flags."""
+    entry: dict[str, Any] = {"preset": "demo", "port": port or free_port(), "args": list(flags)}
+    entry.update(extra)
+    return entry
+
+
+@pytest.fixture
+def write_settings(tmp_path: Path) -> Callable[..., Path]:
+    def write(
+        frameworks: dict[str, Any] | None = None,
+        default: str | None = None,
+        watch: dict[str, Any] | None = None,
+        logs: dict[str, Any] | None = None,
+    ) -> Path:
+        frameworks = frameworks or {"demo": demo()}
+        data = {
+            "default_framework": default or next(iter(frameworks)),
+            "frameworks": frameworks,
+            "watch": {**FAST_WATCH, **(watch or {})},
+            "logs": {"dir": "logs", **(logs or {})},
+        }
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(data, indent=2))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_settings(write_settings: Callable[..., Path]) -> Callable[..., Settings]:
+    def make(**kwargs: Any) -> Settings:
+        return load_settings(write_settings(**kwargs))
+
+    return make
+
+
+@pytest.fixture
+def supervise() -> Iterator[Callable[..., Supervisor]]:
+    """Build supervisors that are always shut down (their trees stopped) after the test."""
+    made: list[Supervisor] = []
+
+    def make(settings: Settings, begin: bool = True, **kwargs: Any) -> Supervisor:
+        sup = Supervisor(settings, **kwargs)
+        made.append(sup)
+        if begin:
+            sup.begin()
+        return sup
+
+    yield make
+    for sup in made:
+        sup.shutdown(timeout=60)
+
+
+def events(sup: Supervisor, kind: str | None = None) -> list[dict[str, Any]]:
+    """The journal, oldest first (optionally one kind of event)."""
+    return list(reversed(sup.events.tail(10_000, event=kind)))
+
+
+def wait_event(sup: Supervisor, kind: str, timeout: float, count: int = 1) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = events(sup, kind)
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {count} x {kind!r} within {timeout}s; journal: {events(sup)}")
+        time.sleep(0.02)
+
+
+def running(status: Status) -> bool:
+    return status.state.value == "RUNNING"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
