@@ -373,3 +373,16 @@ def test_port_taken_by_stranger_is_reported(make_settings, supervise):
         busy = events(sup, "port_busy")
         assert busy and busy[0]["port"] == port
         assert not events(sup, "spawn")
+
+
+def test_probes_ignore_proxy_settings(make_settings, supervise, monkeypatch):
+    # A proxy that refuses everything: if probes used it, nothing would ever be ready.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sup = supervise(make_settings(frameworks={"quiet": demo(None, "--no-ready-line")}))
+    sup.wait_for(running, timeout=10)
+    time.sleep(0.7)  # a few liveness probes
+    assert sup.status().healthy and not events(sup, "unhealthy")

@@ -39,7 +39,15 @@ class ProbeResult:
     latency_ms: float
 
 
-def http_probe(url: str, timeout: float) -> ProbeResult:
+def probe_session() -> requests.Session:
+    """A session that ignores HTTP_PROXY & co: a cloud image's proxy must not sit
+    between the watchdog and a framework on 127.0.0.1."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def http_probe(url: str, timeout: float, session: requests.Session | None = None) -> ProbeResult:
     """GET ``url``; any HTTP answer below 500 means alive.
 
     A 401/404 is still a live server (auth or a path the framework moved): treating
@@ -47,7 +55,9 @@ def http_probe(url: str, timeout: float) -> ProbeResult:
     """
     t0 = time.perf_counter()
     try:
-        resp = requests.get(url, timeout=(timeout, timeout), allow_redirects=False)
+        resp = (session or probe_session()).get(
+            url, timeout=(timeout, timeout), allow_redirects=False
+        )
         resp.close()
     except requests.Timeout:
         return ProbeResult(False, f"no answer within {timeout:g}s", _ms(t0))
@@ -178,6 +188,7 @@ class Prober(threading.Thread):
         self.log_paths = log_paths
         self.report = report
         self._stop = threading.Event()
+        self._session = probe_session()
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,7 +201,7 @@ class Prober(threading.Thread):
         next_at = time.monotonic() + self.interval
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at = time.monotonic() + self.interval
-            result = http_probe(health, self.timeout)
+            result = http_probe(health, self.timeout, self._session)
             if self._stop.is_set():
                 return
             self.report(Liveness(self.run_id, result))
@@ -209,7 +220,9 @@ class Prober(threading.Thread):
                     self.report(Ready(self.run_id, url, "ready line", match.string.strip()))
                     return url
             if health and time.monotonic() >= next_probe:
-                result = http_probe(health, min(self.timeout, STARTUP_PROBE_TIMEOUT_S))
+                result = http_probe(
+                    health, min(self.timeout, STARTUP_PROBE_TIMEOUT_S), self._session
+                )
                 if result.ok and not self._stop.is_set():
                     self.report(Ready(self.run_id, self.spec.url, "health URL"))
                     return self.spec.url

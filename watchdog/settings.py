@@ -50,7 +50,7 @@ class WatchSettings(_Strict):
     backoff_max_s: float = Field(60, ge=0)
     max_restarts: int = Field(5, ge=0)
     restart_window_s: float = Field(600, gt=0)
-    # A run up this long was "stable": its crash restarts at once and resets backoff.
+    # A run serving (ready) this long was "stable": its crash restarts at once, resets backoff.
     stable_uptime_s: float = Field(60, ge=0)
     # After a stop, how long to wait for the framework's port to be free again.
     port_free_timeout_s: float = Field(10, ge=0)

@@ -210,6 +210,7 @@ class _Run:
     prober: Prober
     url: str | None
     ready: bool = False
+    ready_mono: float | None = None
     probe_failures: int = 0
     last_probe: str = ""
 
@@ -220,6 +221,17 @@ class _Run:
     @property
     def uptime(self) -> float:
         return time.monotonic() - self.proc.started_mono
+
+    @property
+    def stable(self) -> bool:
+        """Served long enough that its failure is news, not a crash loop.
+
+        Counted from ready, not from spawn: a framework that loads for ten minutes
+        and dies on its first request is not stable.
+        """
+        if self.ready_mono is None:
+            return False
+        return time.monotonic() - self.ready_mono >= self.watch.stable_uptime_s
 
 
 @dataclass
@@ -515,7 +527,7 @@ class Supervisor:
                 last_stdout=tail_lines(run.logs.stdout, 3),
                 last_stderr=tail_lines(run.logs.stderr, 3),
             )
-            self._failure(run.name, reason, None, self._stderr_tail(run), run)
+            self._failure(run.name, reason, False, self._stderr_tail(run), run)
             self._begin_teardown(run, "startup timeout", "watch")
 
     # -- spawning --------------------------------------------------------------------
@@ -537,7 +549,7 @@ class Supervisor:
         if hostport and hostport[0] in LOCAL_HOSTS and port_in_use(hostport[1]):
             reason = f"port {hostport[1]} is already in use by another program"
             self.events.write("port_busy", framework=name, port=hostport[1], reason=reason)
-            self._failure(name, reason, None, (), None)
+            self._failure(name, reason, False, (), None)
             return
         run_id = self._new_run_id(name)
         run_logs = self.logs.new_run(run_id)
@@ -550,7 +562,7 @@ class Supervisor:
             self.events.write(
                 "spawn_failed", framework=name, run_id=run_id, reason=str(exc), requested_by=by
             )
-            self._failure(name, str(exc), None, (), None)
+            self._failure(name, str(exc), False, (), None)
             return
         finally:
             out.close()
@@ -587,6 +599,7 @@ class Supervisor:
         if run is None or run.run_id != msg.run_id or run.ready:
             return
         run.ready = True
+        run.ready_mono = time.monotonic()
         if msg.url:
             run.url = msg.url
         self.events.write(
@@ -628,7 +641,7 @@ class Supervisor:
             interval_s=run.watch.health_interval_s,
             timeout_s=run.watch.health_timeout_s,
         )
-        self._failure(run.name, reason, run.uptime, self._stderr_tail(run), run)
+        self._failure(run.name, reason, run.stable, self._stderr_tail(run), run)
         self._begin_teardown(run, "hang", "watch")
 
     def _on_exited(self, msg: _Exited) -> None:
@@ -654,6 +667,7 @@ class Supervisor:
         if run is None or run.run_id != msg.run_id:
             return
         uptime = run.uptime
+        stable = run.stable
         tail = self._stderr_tail(run)
         self._last_exit = ExitInfo(code, sig, words, utc_now_iso(), run.run_id, run.proc.pid)
         common = {"exit_code": code, "signal": sig, "uptime_s": round(uptime, 3)}
@@ -661,14 +675,14 @@ class Supervisor:
         self.events.write(
             "crash", **self._ids(run), **common, reason=words, ready=run.ready, last_stderr=tail
         )
-        self._failure(run.name, f"crash: {words}", uptime, tail, run)
+        self._failure(run.name, f"crash: {words}", stable, tail, run)
         self._begin_teardown(run, "cleanup after crash", "watch", after_crash=True)
 
     def _failure(
         self,
         name: str,
         reason: str,
-        uptime: float | None,
+        stable: bool,
         stderr_tail: tuple[str, ...],
         run: _Run | None,
     ) -> None:
@@ -677,7 +691,7 @@ class Supervisor:
         now = time.monotonic()
         self._failures = [t for t in self._failures if now - t <= watch.restart_window_s]
         self._failures.append(now)
-        if uptime is not None and uptime >= watch.stable_uptime_s:
+        if stable:
             self._consecutive = 0
             delay = 0.0
         else:
