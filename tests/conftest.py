@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -99,6 +100,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         kill_pids(left)
         print(f"\nFAILED: processes left alive at the end of the session: {left}")
         session.exitstatus = 1
+
+
+def run_app(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``app.py`` to completion (for invocations that exit by themselves)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:

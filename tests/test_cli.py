@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, demo, pid_alive
+from conftest import ROOT, demo, pid_alive, run_app
 
 
 def journal(logs: Path) -> list[dict]:
@@ -85,16 +85,11 @@ def test_leave_running_keeps_the_framework(launch):
         os.killpg(ready["pid"], signal.SIGKILL)
 
 
-def test_second_watchdog_on_same_settings_refuses(launch, write_settings):
+def test_second_watchdog_on_same_settings_refuses(launch):
     proc, logs = launch("--no-server")
     wait_journal(logs, "ready")
     settings = logs.parent / "settings.json"
-    second = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(settings), "--no-server"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    second = run_app("--settings", str(settings), "--no-server")
     assert second.returncode == 3
     assert "another sd-watchdog" in second.stderr and str(proc.pid) in second.stderr
     assert len([e for e in journal(logs) if e["event"] == "spawn"]) == 1

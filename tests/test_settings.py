@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_app
 
 from watchdog.settings import SettingsError, load_settings
 
@@ -161,22 +159,12 @@ def test_broken_local_override_is_named(tmp_path):
 
 def test_cli_refuses_bad_settings_and_starts_nothing(tmp_path):
     path = write(tmp_path, {"watch": {"failure_threshold": "three"}, "logs": {"dir": "logs"}})
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(path), "--no-server"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_app("--settings", str(path), "--no-server")
     assert proc.returncode == 2
     assert "watch.failure_threshold" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "logs").exists()  # nothing started, nothing written
 
 
 def test_cli_missing_settings_file(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(tmp_path / "nope.json")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_app("--settings", str(tmp_path / "nope.json"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr
