@@ -80,6 +80,15 @@ def test_preset_fields_can_be_overridden_including_watch_keys(tmp_path):
     assert "secret" not in repr(spec) and "secret" not in spec.command_line
 
 
+def test_command_keeps_braces_that_are_not_placeholders(tmp_path):
+    cmd = ["serve", "--port", "{port}", "--json", '{"a": 1}', "{other}"]
+    path = write(
+        tmp_path, {"frameworks": {"m": {"command": cmd, "port": 9000}}, "default_framework": "m"}
+    )
+    spec = load_settings(path).framework("m")
+    assert spec.command == ("serve", "--port", "9000", "--json", '{"a": 1}', "{other}")
+
+
 def test_local_override_merges_over_the_file(tmp_path):
     path = write(tmp_path, {"frameworks": {"demo": {"preset": "demo", "port": 7000}}})
     write(
@@ -135,6 +144,13 @@ def test_local_override_merges_over_the_file(tmp_path):
         ),
         ({"logs": {"keep_runs": True}}, r"logs\.keep_runs: .*valid integer"),
         ([1, 2], r"top level must be a JSON object"),
+        (
+            {
+                "frameworks": {"q": {"command": "python 'unclosed", "port": 1}},
+                "default_framework": "q",
+            },
+            r"frameworks\.q\.command: No closing quotation",
+        ),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path, data, expected):

@@ -372,6 +372,8 @@ def test_port_taken_by_stranger_is_reported(make_settings, supervise):
         sup.wait_for(lambda s: s.state is State.FATAL, timeout=10)
         busy = events(sup, "port_busy")
         assert busy and busy[0]["port"] == port
+        assert f"pid {os.getpid()}" in busy[0]["reason"]  # the stranger is named
+        assert f"port {port} is already in use" in sup.status().reason
         assert not events(sup, "spawn")
 
 

@@ -147,6 +147,13 @@ def parse_signal(name: str) -> signal.Signals:
         raise ValueError(f"unknown signal {name!r}") from None
 
 
+def _fill(part: str, values: Mapping[str, str]) -> str:
+    # Plain replacement, not str.format: other braces (JSON in an argument) stay as typed.
+    for key, value in values.items():
+        part = part.replace(key, value)
+    return part
+
+
 def _split(command: str | list[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
@@ -163,11 +170,11 @@ def resolve_framework(
     port = entry.port if entry.port is not None else (preset.port if preset else None)
     template = entry.command if entry.command is not None else (preset.command if preset else "")
     values = {
-        "python": sys.executable,
-        "demo_app": str(DEMO_APP),
-        "port": "" if port is None else str(port),
+        "{python}": sys.executable,
+        "{demo_app}": str(DEMO_APP),
+        "{port}": "" if port is None else str(port),
     }
-    command = [part.format_map(values) for part in _split(template)]
+    command = [_fill(part, values) for part in _split(template)]
     if entry.args:
         command += _split(entry.args)
 

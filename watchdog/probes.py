@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 import requests
 
 from .logs import strip_ansi
@@ -105,6 +106,27 @@ def port_in_use(port: int) -> bool:
         except OSError as exc:
             return exc.errno == errno.EADDRINUSE
     return False
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on ``port``, in words (``"pid 1234 (python3 main.py)"``), if we may see it.
+
+    Slow-ish (scans every process's sockets): only for error messages.
+    """
+    try:
+        conns = psutil.net_connections(kind="inet")
+    except (psutil.Error, OSError):
+        return None
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid is None:
+                return None
+            try:
+                cmd = " ".join(psutil.Process(conn.pid).cmdline())[:80]
+            except psutil.Error:
+                cmd = "?"
+            return f"pid {conn.pid} ({cmd})"
+    return None
 
 
 def wait_port_free(port: int, timeout: float, stop: threading.Event | None = None) -> bool:

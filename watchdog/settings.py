@@ -192,6 +192,10 @@ class Settings(_Strict):
                         f"frameworks.{name}.url: required (or port) for a framework"
                         " without a preset"
                     )
+            try:
+                self.framework(name)
+            except ValueError as exc:  # e.g. an unbalanced quote in the command
+                raise SettingsError(f"frameworks.{name}.command: {exc}") from None
         if not self.frameworks:
             raise SettingsError("frameworks: at least one framework must be defined")
         if self.default_framework not in self.frameworks:

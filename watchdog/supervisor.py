@@ -35,7 +35,7 @@ from . import __version__
 from .events import EventLog, utc_now_iso
 from .logs import LogStore, RunLogs, tail_lines
 from .presets import FrameworkSpec
-from .probes import Liveness, Prober, Ready, port_in_use, url_port, wait_port_free
+from .probes import Liveness, Prober, Ready, port_holder, port_in_use, url_port, wait_port_free
 from .process import KILL_WAIT_S, ManagedProcess, SpawnError, StopResult
 from .settings import Settings, WatchSettings
 from .statefile import Desired, StateFile
@@ -547,8 +547,11 @@ class Supervisor:
         by, self._spawn_by = self._spawn_by, "watch"
         hostport = url_port(spec.url)
         if hostport and hostport[0] in LOCAL_HOSTS and port_in_use(hostport[1]):
-            reason = f"port {hostport[1]} is already in use by another program"
-            self.events.write("port_busy", framework=name, port=hostport[1], reason=reason)
+            holder = port_holder(hostport[1])
+            reason = f"port {hostport[1]} is already in use by {holder or 'another program'}"
+            self.events.write(
+                "port_busy", framework=name, port=hostport[1], holder=holder, reason=reason
+            )
             self._failure(name, reason, False, (), None)
             return
         run_id = self._new_run_id(name)
@@ -558,11 +561,12 @@ class Supervisor:
             proc = ManagedProcess.spawn(
                 spec, run_id, out, err, on_exit=lambda rc: self._inbox.put(_Exited(run_id, rc))
             )
-        except SpawnError as exc:
+        except (SpawnError, OSError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, SpawnError) else f"cannot start: {exc}"
             self.events.write(
-                "spawn_failed", framework=name, run_id=run_id, reason=str(exc), requested_by=by
+                "spawn_failed", framework=name, run_id=run_id, reason=reason, requested_by=by
             )
-            self._failure(name, str(exc), False, (), None)
+            self._failure(name, reason, False, (), None)
             return
         finally:
             out.close()
