@@ -388,3 +388,20 @@ def test_probes_ignore_proxy_settings(make_settings, supervise, monkeypatch):
     sup.wait_for(running, timeout=10)
     time.sleep(0.7)  # a few liveness probes
     assert sup.status().healthy and not events(sup, "unhealthy")
+
+
+def test_crashed_launcher_leaves_no_orphan_holding_the_port(make_settings, supervise):
+    # webui.sh dies, its Python child lives on with the port (and the GPU): the
+    # restart must first clear that orphan, or the new run can never bind.
+    port = free_port()
+    sup = supervise(make_settings(frameworks={"webui": demo(port, "--launcher")}))
+    first = sup.wait_for(running, timeout=10)
+    server = pid_in_log(Path(events(sup, "spawn")[-1]["stdout"]), r"demo: pid (\d+) loading")
+    time.sleep(0.6)
+    os.kill(first.pid, signal.SIGKILL)
+    second = sup.wait_for(lambda s: running(s) and s.pid != first.pid, timeout=15)
+    assert not pid_alive(server)
+    cleanup = wait_event(sup, "cleanup", 1)[-1]
+    assert cleanup["pid"] == first.pid and cleanup["reason"] == "cleanup after crash"
+    assert second.url == f"http://127.0.0.1:{port}"
+    assert requests.get(f"{second.url}/internal/ping", timeout=2).ok

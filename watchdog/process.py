@@ -286,9 +286,14 @@ class ManagedProcess:
         )
 
     def _signal_all(self, procs: list[psutil.Process], sig: int) -> None:
-        _killpg(self.pgid, sig)
+        grouped = {p.pid for p in procs if self._in_group(p)}
+        # The group signal also reaches what forked since the scan. Only sent while a
+        # known member is in the group: Linux does not reuse a group id still in use,
+        # so then it cannot hit a stranger that got the old leader's pid.
+        if grouped:
+            _killpg(self.pgid, sig)
         for p in procs:
-            if not self._in_group(p):
+            if p.pid not in grouped:
                 _send(p, sig)
 
     def _wait_gone(
