@@ -118,12 +118,6 @@ class RunLogs:
     stdout: Path
     stderr: Path
 
-    def stream(self, name: str) -> Path:
-        return self.stdout if name == "stdout" else self.stderr
-
-    def paths(self) -> list[Path]:
-        return [self.stdout, self.stderr, rotated_path(self.stdout), rotated_path(self.stderr)]
-
 
 class LogStore:
     """Owns ``<dir>/runs``: creates run files, rotates the live run, prunes old runs.

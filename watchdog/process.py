@@ -129,10 +129,6 @@ class ManagedProcess:
         self._start_ticks = info.start_ticks if info else 0
         self._marker = f"{MARKER_ENV}={run_id}\0".encode()
         self.exited = threading.Event()
-        try:
-            self.create_time: float | None = psutil.Process(self.pid).create_time()
-        except psutil.Error:
-            self.create_time = None
 
     @classmethod
     def spawn(

@@ -148,6 +148,9 @@ class Settings(_Strict):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="built-in defaults")
+    # Settings never change after loading, so resolved specs are computed once.
+    _specs: dict[str, FrameworkSpec] = PrivateAttr(default_factory=dict)
+    _watches: dict[str, WatchSettings] = PrivateAttr(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -168,12 +171,20 @@ class Settings(_Strict):
 
     def framework(self, name: str) -> FrameworkSpec:
         """The resolved spec of a framework; KeyError for a name not in the settings."""
-        return resolve_framework(name, self.frameworks[name], self._base_dir)
+        spec = self._specs.get(name)
+        if spec is None:
+            spec = resolve_framework(name, self.frameworks[name], self._base_dir)
+            self._specs[name] = spec
+        return spec
 
     def watch_for(self, name: str) -> WatchSettings:
         """Global watch settings with the framework's own overrides applied."""
-        overrides = self.frameworks[name].watch_overrides()
-        return self.watch.model_copy(update=overrides) if overrides else self.watch
+        watch = self._watches.get(name)
+        if watch is None:
+            overrides = self.frameworks[name].watch_overrides()
+            watch = self.watch.model_copy(update=overrides) if overrides else self.watch
+            self._watches[name] = watch
+        return watch
 
     def _check(self) -> None:
         for name, entry in self.frameworks.items():
