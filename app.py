@@ -1,33 +1,45 @@
-"""sd-watchdog entry point: parse flags, load settings, supervise, (soon) serve the page.
+"""sd-watchdog entry point: parse flags, load settings, supervise, serve the control page.
 
-python app.py                          # supervise the default (demo) framework
+python app.py                          # supervise the default framework, page on :5005
 python app.py --settings my.json --no-server
-python app.py --no-watch               # never start or stop anything
+python app.py --no-watch               # page and logs only, never start or stop
+python app.py set-password admin       # credentials for the page, API and routes
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from watchdog import __version__
+from watchdog.auth import (
+    Authenticator,
+    Credentials,
+    CredentialsError,
+    load_credentials,
+    save_credentials,
+)
 from watchdog.instance_lock import AlreadyRunning, InstanceLock
-from watchdog.settings import SettingsError, load_settings
+from watchdog.settings import Settings, SettingsError, load_settings
 from watchdog.supervisor import Supervisor
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = HERE / "settings.json"
 EXIT_SETTINGS = 2
 EXIT_LOCKED = 3
+EXIT_NO_CREDENTIALS = 4
+EXIT_SERVER = 5
 
 log = logging.getLogger("sd-watchdog")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="app.py", description="sd-watchdog " + __version__)
     p.add_argument(
         "--settings",
@@ -36,8 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-server", action="store_true", help="supervise only, serve no page")
     p.add_argument("--no-watch", action="store_true", help="page and logs only, never launch")
-    p.add_argument("--public-host", action="store_true", help="bind the page to 0.0.0.0")
-    p.add_argument("--port", type=int, help="port of the control page (default: settings)")
+    p.add_argument(
+        "--public-host", action="store_true", help="serve the page on 0.0.0.0 (needs a password)"
+    )
+    p.add_argument("--port", type=int, help="port of the control page (default: settings, 5005)")
+    p.add_argument(
+        "--share", action="store_true", help="also a public gradio.live link (needs a password)"
+    )
     p.add_argument(
         "--leave-running",
         action="store_true",
@@ -47,21 +64,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parse_set_password(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="app.py set-password",
+        description="Set the user and password for the control page, its API and routes."
+        " Reads the password from the terminal, or from standard input when piped.",
+    )
+    p.add_argument("user")
+    p.add_argument("--settings", type=Path, help="settings file whose auth_file to write")
+    return p.parse_args(argv)
+
+
+def settings_from(path: Path | None) -> Settings:
+    if path is None and DEFAULT_SETTINGS.exists():
+        path = DEFAULT_SETTINGS
+    return load_settings(path)
+
+
+def set_password(argv: list[str]) -> int:
+    args = parse_set_password(argv)
+    try:
+        settings = settings_from(args.settings)
+    except SettingsError as exc:
+        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("use at least 8 characters; nothing changed", file=sys.stderr)
+        return 1
+    creds, token = Credentials.create(args.user, password)
+    save_credentials(settings.auth_path, creds)
+    print(f"saved credentials for {args.user!r} in {settings.auth_path} (mode 0600)")
+    print(f"API token for scripts (shown once, keep it): {token}")
+    print("restart the watchdog for the change to take effect")
+    return 0
+
+
+def set_password_hint(settings_path: Path | None) -> str:
+    cmd = ["python", "app.py", "set-password", "admin"]
+    if settings_path is not None:
+        cmd += ["--settings", str(settings_path)]
+    return shlex.join(cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["set-password"]:
+        return set_password(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    path = args.settings
-    if path is None and DEFAULT_SETTINGS.exists():
-        path = DEFAULT_SETTINGS
     try:
-        settings = load_settings(path)
+        settings = settings_from(args.settings)
     except SettingsError as exc:
         print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
+    try:
+        creds = load_credentials(settings.auth_path)
+    except CredentialsError as exc:
+        print(f"sd-watchdog: {exc}: {set_password_hint(args.settings)}", file=sys.stderr)
+        return EXIT_NO_CREDENTIALS
+    host = "0.0.0.0" if args.public_host else settings.server.host
+    exposed = args.share or host not in ("127.0.0.1", "localhost", "::1")
+    if exposed and creds is None and not args.no_server:
+        print(
+            "sd-watchdog: refusing to serve the control page beyond this machine"
+            f" ({'--share' if args.share else 'host ' + host}) without a password.\n"
+            f"Set one first:\n\n    {set_password_hint(args.settings)}\n",
+            file=sys.stderr,
+        )
+        return EXIT_NO_CREDENTIALS
 
     lock = InstanceLock(settings.logs_dir / "watchdog.lock")
     try:
@@ -92,18 +173,42 @@ def main(argv: list[str] | None = None) -> int:
         status.framework,
         status.state.value,
     )
-    if not args.no_server:
-        host = "0.0.0.0" if args.public_host else settings.server.host
-        port = args.port if args.port is not None else settings.server.port
-        log.info(
-            "the control page (%s:%d) is not built yet; supervising only (same as --no-server)",
-            host,
-            port,
-        )
+    server = None
     try:
+        if not args.no_server:
+            from watchdog.server import WebServer, build_app, open_share_link
+
+            auth = Authenticator(
+                creds,
+                supervisor.events,
+                settings.server.max_failed_logins,
+                settings.server.lockout_s,
+            )
+            port = args.port if args.port is not None else settings.server.port
+            server = WebServer(build_app(supervisor, auth), host, port)
+            try:
+                bound = server.start()
+            except (OSError, TimeoutError) as exc:
+                print(
+                    f"sd-watchdog: cannot serve the page on {host}:{port}: {exc}", file=sys.stderr
+                )
+                return EXIT_SERVER
+            shown = "127.0.0.1" if host == "0.0.0.0" else host
+            log.info(
+                "control page: http://%s:%d/ (%s)",
+                shown,
+                bound,
+                "password required" if creds else "no password: this machine only",
+            )
+            if args.share:
+                link = open_share_link(bound)
+                if link:
+                    log.info("public share link: %s", link)
         while not done.wait(3600):
             pass
     finally:
+        if server is not None:
+            server.stop()
         supervisor.shutdown(leave_running=args.leave_running, requested_by="signal")
         lock.release()
     return 0

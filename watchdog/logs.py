@@ -106,6 +106,44 @@ def tail_lines(path: Path, count: int, *, clean: bool = True) -> list[str]:
     return [clean_line(t) for t in text] if clean else text
 
 
+STREAMS = ("stdout", "stderr", "both")
+
+
+def tail_text(logs: RunLogs | None, stream: str, count: int) -> str:
+    """The last ``count`` cleaned lines of a run's stdout, stderr or both, as text.
+
+    The two streams are separate files with no shared clock, so "both" shows each
+    stream's tail under its own heading rather than guessing an interleaving.
+    """
+    if logs is None:
+        return ""
+    if stream == "both":
+        return (
+            "── stdout ──\n"
+            + "\n".join(tail_lines(logs.stdout, count))
+            + "\n── stderr ──\n"
+            + "\n".join(tail_lines(logs.stderr, count))
+        )
+    return "\n".join(tail_lines(logs.stdout if stream == "stdout" else logs.stderr, count))
+
+
+def latest_line(logs: RunLogs | None) -> str:
+    """The newest non-empty line of a run, from whichever stream was written last."""
+    if logs is None:
+        return ""
+    paths = []
+    for path in (logs.stdout, logs.stderr):
+        try:
+            paths.append((path.stat().st_mtime, path))
+        except OSError:
+            pass
+    for _, path in sorted(paths, reverse=True):
+        for line in reversed(tail_lines(path, 5)):
+            if line.strip():
+                return line.strip()
+    return ""
+
+
 def rotated_path(path: Path) -> Path:
     return path.with_name(path.name + ".1")
 

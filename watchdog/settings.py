@@ -131,6 +131,11 @@ class LogSettings(_Strict):
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(5005, ge=0, le=65535)
+    # Written by `python app.py set-password USER`; relative to the settings folder.
+    auth_file: str = "auth.json"
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_s: float = Field(60, gt=0)
+    refresh_s: float = Field(1.0, ge=0.2)
 
 
 def _default_frameworks() -> dict[str, FrameworkEntry]:
@@ -163,6 +168,11 @@ class Settings(_Strict):
     @property
     def logs_dir(self) -> Path:
         path = Path(self.logs.dir).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    @property
+    def auth_path(self) -> Path:
+        path = Path(self.server.auth_file).expanduser()
         return path if path.is_absolute() else self._base_dir / path
 
     @property

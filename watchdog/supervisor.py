@@ -133,6 +133,8 @@ class Status:
     probe_failures: int
     seq: int
     errors: tuple[str, ...]
+    # The current run's files, or the last run's once it ended (not part of to_dict).
+    logs: RunLogs | None = None
     published_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,6 +284,7 @@ class Supervisor:
         self._last_exit: ExitInfo | None = None
         self._seq = 0
         self._last_run_id = ""
+        self._last_logs: RunLogs | None = None
         self._closing: _Shutdown | None = None
         self._status = self._snapshot()
 
@@ -583,6 +586,7 @@ class Supervisor:
         )
         run = _Run(name, spec, watch, proc, run_logs, prober, url=spec.url)
         self._run = run
+        self._last_logs = run_logs
         self.logs.set_live(run_logs)
         self.events.write(
             "spawn",
@@ -861,6 +865,7 @@ class Supervisor:
             probe_failures=run.probe_failures if run else 0,
             seq=self._seq,
             errors=errors,
+            logs=self._last_logs,
         )
 
     def _publish(self) -> None:

@@ -1,0 +1,145 @@
+"""The RPC layer: Gradio API endpoints (``gradio_client`` / ``/gradio_api/call/<name>``).
+
+Each endpoint checks its arguments, calls the supervisor and returns plain JSON
+data. Anything wrong is a ``gr.Error`` with a sentence a person can act on, raised
+before anything changes::
+
+    >>> from gradio_client import Client                           # doctest: +SKIP
+    >>> c = Client("http://127.0.0.1:5005/")
+    >>> c.predict("comfyui", False, api_name="/switch")["state"]
+    'STOPPING'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .logs import STREAMS, tail_text
+from .supervisor import Supervisor, UnknownFramework, WatchDisabled
+
+MAX_LINES = 10_000
+MAX_EVENTS = 1_000
+MAX_HISTORY_MINUTES = 7 * 24 * 60
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    # bool is an int to Python, never to a person typing "lines".
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, not {value!r:.40}")
+    if isinstance(value, float) and not value.is_integer():
+        raise gr.Error(f"{name} must be a whole number, not {value}")
+    number = int(value)
+    if not low <= number <= high:
+        raise gr.Error(f"{name} must be from {low} to {high}, not {number}")
+    return number
+
+
+def _name(value: Any, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise gr.Error("a framework name is required")
+        return None
+    if not isinstance(value, str):
+        raise gr.Error(f"framework must be a name (text), not {type(value).__name__}")
+    return value
+
+
+class Rpc:
+    """The endpoints, bound to one supervisor; ``requested_by`` goes into the journal."""
+
+    def __init__(self, supervisor: Supervisor, requested_by: str = "api") -> None:
+        self.sup = supervisor
+        self.by = requested_by
+
+    def _act(self, fn: Any, *args: Any) -> dict[str, Any]:
+        try:
+            return fn(*args, requested_by=self.by).to_dict()
+        except (UnknownFramework, WatchDisabled, RuntimeError, TimeoutError) as exc:
+            raise gr.Error(str(exc)) from None
+
+    def status(self) -> dict[str, Any]:
+        """The status object (same as GET /info)."""
+        return self.sup.status().to_dict()
+
+    def frameworks(self) -> list[dict[str, Any]]:
+        """Every framework in the settings: name, preset, url, command."""
+        out = []
+        for name in self.sup.settings.frameworks:
+            spec = self.sup.settings.framework(name)
+            out.append(
+                {"name": name, "preset": spec.preset, "url": spec.url, "command": spec.command_line}
+            )
+        return out
+
+    def start(self, framework: str | None = None) -> dict[str, Any]:
+        """Start a framework (default: the chosen one); switches if another runs."""
+        return self._act(self.sup.start, _name(framework, required=False))
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the framework's whole process tree."""
+        return self._act(self.sup.stop)
+
+    def restart(self) -> dict[str, Any]:
+        """Stop and start the chosen framework again."""
+        return self._act(self.sup.restart)
+
+    def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
+        """Stop what runs, wait for its port, start ``framework``.
+
+        ``force`` is accepted for the busy-aware switch of a later version.
+        """
+        if not isinstance(force, bool):
+            raise gr.Error(f"force must be true or false, not {force!r:.40}")
+        return self._act(self.sup.switch, _name(framework, required=True))
+
+    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+        """The last ``lines`` lines of the current run's stdout, stderr or both."""
+        if stream not in STREAMS:
+            raise gr.Error(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
+        count = _int(lines, "lines", 1, MAX_LINES)
+        return tail_text(self.sup.status().logs, stream, count)
+
+    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; optionally of one framework."""
+        count = _int(limit, "limit", 1, MAX_EVENTS)
+        name = _name(framework, required=False)
+        if name is not None and name not in self.sup.settings.frameworks:
+            raise gr.Error(f"unknown framework {name!r}")
+        return self.sup.events.tail(count, framework=name)
+
+    def gpu(self) -> dict[str, Any]:
+        """The GPU snapshot (devices and processes)."""
+        return {
+            "available": False,
+            "message": "GPU monitoring is not built yet",
+            "devices": [],
+            "processes": [],
+        }
+
+    def history(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Samples of GPU / CPU / RAM over the last ``minutes``."""
+        _int(minutes, "minutes", 1, MAX_HISTORY_MINUTES)
+        return []
+
+
+API_NAMES = (
+    "status",
+    "frameworks",
+    "start",
+    "stop",
+    "restart",
+    "switch",
+    "logs",
+    "events",
+    "gpu",
+    "history",
+)
+
+
+def register(rpc: Rpc) -> None:
+    """Declare every endpoint inside the current ``gr.Blocks`` context."""
+    for name in API_NAMES:
+        # Reads may run side by side; state changes are serialized by the supervisor.
+        gr.api(getattr(rpc, name), api_name=name, concurrency_limit=None)

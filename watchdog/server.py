@@ -1,0 +1,112 @@
+"""Assembling and serving the web side: plain routes + Gradio page/API behind the auth gate.
+
+>>> server = WebServer(build_app(supervisor, auth), "127.0.0.1", 5005)  # doctest: +SKIP
+>>> server.start()          # returns the bound port (useful with port 0)
+5005
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from .api import add_routes
+from .auth import ASGIApp, Authenticator, AuthGate
+from .supervisor import Supervisor
+from .ui import CSS, build_page
+
+log = logging.getLogger(__name__)
+
+# System fonts only: the page must not fetch anything from the internet.
+THEME = gr.themes.Default(
+    font=[gr.themes.Font("system-ui"), "sans-serif"],
+    font_mono=[gr.themes.Font("ui-monospace"), "monospace"],
+)
+SHARE_API = ("api.gradio.app", 443)
+
+
+def build_app(supervisor: Supervisor, auth: Authenticator) -> ASGIApp:
+    settings = supervisor.settings
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    add_routes(app, supervisor)
+    page = build_page(supervisor, settings.server.refresh_s)
+    app = gr.mount_gradio_app(
+        app,
+        page,
+        path="/",
+        theme=THEME,
+        css=CSS,
+        ssr_mode=False,
+        mcp_server=False,
+        # Defence in depth: Gradio serves only its own cache anyway.
+        blocked_paths=[str(settings.auth_path), str(settings.logs_dir), str(settings.base_dir)],
+    )
+    return AuthGate(app, auth)
+
+
+class WebServer:
+    """uvicorn in a background thread, so the main thread keeps the signals."""
+
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.host = host
+        self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+
+    def start(self, timeout: float = 30) -> int:
+        """Serve; return the bound port once accepting connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise OSError(f"the web server could not start on {self.host} (see log above)")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the web server did not start")
+            self._thread.join(0.02)
+        return self.port
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def open_share_link(port: int) -> str | None:
+    """A public gradio.live link to the page, or None with the reason logged.
+
+    Checked with a plain connect first, so a VM without internet says so in a second
+    instead of hanging. ``GRADIO_SHARE_SERVER_ADDRESS`` (host:port) picks another server.
+    """
+    from gradio import networking
+
+    address = os.environ.get("GRADIO_SHARE_SERVER_ADDRESS")
+    target = SHARE_API
+    if address:
+        host, _, port_text = address.rpartition(":")
+        target = (host, int(port_text or 443))
+    try:
+        socket.create_connection(target, timeout=5).close()
+    except OSError as exc:
+        log.error(
+            "could not create a share link: the share server %s:%d cannot be reached (%s);"
+            " the page is still served locally",
+            *target,
+            exc.strerror or exc,
+        )
+        return None
+    try:
+        return networking.setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), address, None)
+    except Exception as exc:
+        log.error("could not create a share link (%s); the page is still served locally", exc)
+        return None
