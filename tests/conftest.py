@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 from watchdog.settings import Settings, load_settings  # noqa: E402
 from watchdog.supervisor import Status, Supervisor  # noqa: E402
 
+USER, PASSWORD = "admin", "correct horse battery"
+
 TOKEN = f"SDW_TEST_TOKEN={uuid.uuid4().hex}"
 os.environ["SDW_TEST_TOKEN"] = TOKEN.split("=", 1)[1]
 
@@ -170,6 +172,39 @@ def supervise() -> Iterator[Callable[..., Supervisor]]:
     yield make
     for sup in made:
         sup.shutdown(timeout=60)
+
+
+class Web:
+    """A running control page: ``url`` (with trailing slash), its supervisor, its token."""
+
+    def __init__(self, url: str, sup: Supervisor, token: str | None, app: Any) -> None:
+        self.url = url
+        self.sup = sup
+        self.token = token
+        self.app = app
+
+
+@pytest.fixture
+def serve(supervise: Callable[..., Supervisor]) -> Iterator[Callable[..., Web]]:
+    """Start the real web app (page, API, routes, auth gate) on an ephemeral port."""
+    from watchdog.auth import Authenticator, Credentials
+    from watchdog.server import WebServer, build_app
+
+    servers: list[WebServer] = []
+
+    def start(settings: Settings, password: bool = False, **auth_kwargs: Any) -> Web:
+        sup = supervise(settings)
+        creds, token = Credentials.create(USER, PASSWORD) if password else (None, None)
+        auth = Authenticator(creds, sup.events, **auth_kwargs)
+        app = build_app(sup, auth)
+        server = WebServer(app, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.start()
+        return Web(f"http://127.0.0.1:{port}/", sup, token, app)
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def events(sup: Supervisor, kind: str | None = None) -> list[dict[str, Any]]:

@@ -325,8 +325,9 @@ class AuthGate:
                 content_type=b"application/json",
             )
             return
-        self.auth.failed(client, user, "/login", "login form")
-        await asyncio.sleep(FAILURE_DELAY_S)
+        if user or password:  # an empty form is no attempt at all
+            self.auth.failed(client, user, "/login", "login form")
+            await asyncio.sleep(FAILURE_DELAY_S)
         await _respond(scope, send, 401, '{"detail": "Incorrect credentials."}')
 
 

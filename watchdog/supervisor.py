@@ -111,12 +111,13 @@ def describe_exit(returncode: int) -> tuple[int | None, str | None, str]:
 class Status:
     """What every reader sees: an immutable snapshot published by the control thread."""
 
-    framework: str
+    framework: str  # the chosen one
     state: State
     should_run: bool
     watching: bool
     pid: int | None
     run_id: str | None
+    run_framework: str | None  # whose process pid is (the old one while switching)
     url: str | None
     ready: bool
     healthy: bool
@@ -154,6 +155,7 @@ class Status:
             "APP_CMD": self.app_cmd,
             "frameworks": list(self.frameworks),
             "run_id": self.run_id,
+            "run_framework": self.run_framework,
             "should_run": self.should_run,
             "watching": self.watching,
             "reason": self.reason,
@@ -849,6 +851,7 @@ class Supervisor:
             watching=self.watching,
             pid=shown.proc.pid if shown else None,
             run_id=shown.run_id if shown else None,
+            run_framework=shown.name if shown else None,
             url=shown.url if shown else None,
             ready=bool(run and run.ready),
             healthy=bool(run and run.ready and not run.probe_failures),

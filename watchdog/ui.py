@@ -94,9 +94,12 @@ def status_card(status: Status, page_host: str | None = None) -> str:
     info = status.to_dict()
     colour = STATE_COLOURS.get(status.state, "#6b7280")
     link = public_url(status.url, page_host)
+    chosen = f"<span class='sdw-framework'>{e(status.framework)}</span>"
+    if status.run_framework and status.run_framework != status.framework:
+        chosen += f" (still {e(status.run_framework)}: {status.state.value.lower()})"
     rows: list[tuple[str, str]] = [
-        ("framework", e(status.framework)),
-        ("pid", e(str(status.pid)) if status.pid else "n/a"),
+        ("framework", chosen),
+        ("pid", f"<span class='sdw-pid'>{status.pid}</span>" if status.pid else "n/a"),
         ("uptime", _duration(info["spawned_secs_ago"]) if status.is_running else "n/a"),
         ("restarts", str(status.restarts)),
     ]

@@ -1,0 +1,94 @@
+"""A real browser (Debian's chromium, driven by Playwright) uses the control page."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+from conftest import PASSWORD, USER, demo, running
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The probe flags of this workplace: no background traffic, nothing leaves the machine.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if CHROMIUM is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium is missing: .ci/run installs it with apt")
+    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_page(browser, url: str, **context_args):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_args)
+    page = context.new_page()
+    stray: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
+            route.continue_()
+        else:
+            stray.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(url)
+    return page, stray
+
+
+def test_switch_from_the_page(browser, serve, make_settings, tmp_path):
+    web = serve(make_settings(frameworks={"a": demo(), "b": demo()}, default="a"))
+    web.sup.wait_for(running, timeout=10)
+    page, stray = open_page(browser, web.url)
+    card = page.locator("#status-card")
+    state = card.locator(".sdw-state")
+    sync_api.expect(state).to_have_text("RUNNING", timeout=15_000)
+    sync_api.expect(card.locator(".sdw-framework")).to_have_text("a")
+
+    page.locator("#framework-choice input").click()
+    page.get_by_role("option", name="b").click()
+    page.locator("#switch").click()
+
+    sync_api.expect(page.locator("#action-message")).to_contain_text("Switching to b")
+    sync_api.expect(card.locator(".sdw-framework")).to_have_text("b", timeout=20_000)
+    status = web.sup.wait_for(lambda s: running(s) and s.framework == "b", timeout=20)
+    sync_api.expect(state).to_have_text("RUNNING", timeout=20_000)
+    sync_api.expect(card.locator(".sdw-pid")).to_have_text(str(status.pid), timeout=10_000)
+    b_line = f"Running on local URL:  {status.url}"
+    sync_api.expect(page.locator("#log-tail textarea")).to_have_value(
+        re.compile(re.escape(b_line)), timeout=10_000
+    )
+    page.screenshot(path=str(tmp_path / "switched.png"), full_page=True)
+    assert (tmp_path / "switched.png").stat().st_size > 10_000
+    assert stray == [], f"the page tried to reach beyond this machine: {stray}"
+
+
+def test_page_asks_for_a_password_and_works_with_it(browser, serve, make_settings, tmp_path):
+    web = serve(make_settings(frameworks={"demo": demo()}), password=True)
+    web.sup.wait_for(running, timeout=10)
+    page, _ = open_page(browser, web.url, http_credentials={"username": USER, "password": PASSWORD})
+    sync_api.expect(page.locator("#status-card")).to_contain_text("RUNNING", timeout=15_000)
+    page.screenshot(path=str(tmp_path / "with-password.png"))
+    # Without credentials a browser gets nothing but the password prompt.
+    with pytest.raises(sync_api.Error, match="ERR_INVALID_AUTH_CREDENTIALS"):
+        browser.new_page().goto(web.url)

@@ -1,0 +1,161 @@
+"""The Gradio API through gradio_client, and the plain routes through requests,
+against the real server on an ephemeral port driving demo frameworks."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from conftest import demo, events, running
+from gradio_client import Client
+
+from watchdog.rpc import API_NAMES
+
+
+@pytest.fixture
+def web(serve, make_settings):
+    return serve(make_settings(frameworks={"a": demo(), "b": demo()}, default="a"))
+
+
+@pytest.fixture
+def client(web) -> Client:
+    web.sup.wait_for(running, timeout=10)
+    return Client(web.url, verbose=False)
+
+
+def test_api_has_exactly_the_contract_endpoints(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert sorted(api["named_endpoints"]) == sorted(f"/{n}" for n in API_NAMES)
+    assert not api["unnamed_endpoints"], "timer / UI events must not be part of the API"
+
+
+def test_status_and_frameworks(client, web):
+    status = client.predict(api_name="/status")
+    assert status["state"] == "RUNNING" and status["framework"] == "a"
+    assert status["pid"] == web.sup.status().pid
+    names = [f["name"] for f in client.predict(api_name="/frameworks")]
+    assert names == ["a", "b"]
+    first = client.predict(api_name="/frameworks")[0]
+    assert set(first) == {"name", "preset", "url", "command"} and first["preset"] == "demo"
+
+
+def test_switch_then_watch_status_then_read_new_logs(client, web):
+    b_url = web.sup.settings.framework("b").url
+    answer = client.predict("b", False, api_name="/switch")
+    assert answer["framework"] == "b"
+    deadline = time.monotonic() + 15
+    while True:
+        status = client.predict(api_name="/status")
+        if status["state"] == "RUNNING" and status["framework"] == "b":
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["url"] == b_url
+    log = client.predict("stdout", 50, api_name="/logs")
+    assert f"Running on local URL:  {b_url}" in log
+    both = client.predict("both", 5, api_name="/logs")
+    assert "── stdout ──" in both and "── stderr ──" in both
+    newest = client.predict(20, "b", api_name="/events")
+    assert newest[0]["framework"] == "b" and {e["event"] for e in newest} >= {"spawn", "ready"}
+    assert events(web.sup, "switch")[-1]["requested_by"] == "api"
+
+
+def test_stop_start_restart(client, web):
+    assert client.predict(api_name="/stop")["state"] in ("STOPPING", "STOPPED")
+    web.sup.wait_for(lambda s: s.state.value == "STOPPED", timeout=10)
+    assert client.predict("", api_name="/start")["framework"] == "a"
+    first = web.sup.wait_for(running, timeout=10)
+    client.predict(api_name="/restart")
+    web.sup.wait_for(lambda s: running(s) and s.pid != first.pid, timeout=10)
+    assert client.predict("b", api_name="/start")["framework"] == "b"
+
+
+def test_gpu_and_history_answer(client):
+    assert client.predict(api_name="/gpu")["available"] is False
+    assert client.predict(60, api_name="/history") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "api", "message"),
+    [
+        (("nope", False), "/switch", "unknown framework 'nope'"),
+        (("", False), "/switch", "a framework name is required"),
+        ((123, False), "/switch", "framework must be a name"),
+        (("b", "yes"), "/switch", "force must be true or false"),
+        (("../../etc",), "/start", "unknown framework"),
+        (("stdout", 0), "/logs", "lines must be from 1 to 10000"),
+        (("stdout", -5), "/logs", "lines must be from 1 to 10000"),
+        (("stdout", 10**9), "/logs", "lines must be from 1 to 10000"),
+        (("stdout", "abc"), "/logs", "lines must be a whole number"),
+        (("stdout", 2.5), "/logs", "lines must be a whole number"),
+        (("stdout", True), "/logs", "lines must be a whole number"),
+        (("stdin", 10), "/logs", "stream must be one of stdout, stderr, both"),
+        ((0, None), "/events", "limit must be from 1 to 1000"),
+        ((10, "ghost"), "/events", "unknown framework 'ghost'"),
+        ((0,), "/history", "minutes must be from 1 to 10080"),
+        (("x",), "/history", "minutes must be a whole number"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(client, web, args, api, message):
+    before = web.sup.status()
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name=api)
+    after = web.sup.status()
+    assert after.seq == before.seq and after.pid == before.pid and after.framework == "a"
+
+
+def test_same_calls_over_plain_gradio_http(web):
+    web.sup.wait_for(running, timeout=10)
+    call = requests.post(f"{web.url}gradio_api/call/logs", json={"data": ["stdout", 5]}, timeout=10)
+    event_id = call.json()["event_id"]
+    stream = requests.get(f"{web.url}gradio_api/call/logs/{event_id}", timeout=10).text
+    assert "event: complete" in stream and "Running on local URL" in stream
+
+
+# -- plain routes -------------------------------------------------------------------
+
+
+def test_health_and_info(web):
+    status = web.sup.wait_for(running, timeout=10)
+    assert requests.get(f"{web.url}health", timeout=5).json() == {"status": "ok"}
+    info = requests.get(f"{web.url}info", timeout=5).json()
+    assert info["pid"] == status.pid and info["state"] == "RUNNING"
+    assert info.keys() >= {
+        "framework",
+        "url",
+        "is_running",
+        "healthy",
+        "spawned_secs_ago",
+        "restarts",
+        "last_exit",
+        "APP_CMD",
+        "frameworks",
+    }
+
+
+def test_log_routes_and_line_bounds(web):
+    web.sup.wait_for(running, timeout=10)
+    r = requests.get(f"{web.url}read-current-stdout-log", params={"lines": 1}, timeout=5)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.text.startswith("Running on local URL")
+    assert requests.get(f"{web.url}read-current-stderr-log", timeout=5).status_code == 200
+    for bad in (0, -1, 10001):
+        r = requests.get(f"{web.url}read-current-stdout-log", params={"lines": bad}, timeout=5)
+        assert r.status_code == 400 and "lines must be from 1 to 10000" in r.text
+    r = requests.get(f"{web.url}read-current-stdout-log", params={"lines": "lots"}, timeout=5)
+    assert r.status_code == 422
+    r = requests.get(f"{web.url}read-current-stdout-log", params={"path": "/etc/passwd"}, timeout=5)
+    assert "root:" not in r.text
+    full = requests.get(f"{web.url}download-current-log", params={"stream": "stdout"}, timeout=5)
+    assert full.status_code == 200 and "loading model weights" in full.text
+    assert "attachment" in full.headers["content-disposition"]
+    bad = requests.get(f"{web.url}download-current-log", params={"stream": "../x"}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_plain_routes_change_nothing_and_refuse_other_methods(web):
+    before = web.sup.wait_for(running, timeout=10)
+    for path in ("info", "read-current-stdout-log", "health"):
+        assert requests.post(f"{web.url}{path}", timeout=5).status_code in (404, 405)
+    assert web.sup.status().seq == before.seq
