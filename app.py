@@ -107,7 +107,8 @@ def set_password(argv: list[str]) -> int:
 
 
 def set_password_hint(settings_path: Path | None) -> str:
-    cmd = ["python", "app.py", "set-password", "admin"]
+    # The exact command, runnable as printed (this interpreter, this checkout).
+    cmd = [sys.executable, str(HERE / "app.py"), "set-password", "admin"]
     if settings_path is not None:
         cmd += ["--settings", str(settings_path)]
     return shlex.join(cmd)

@@ -154,7 +154,8 @@ def test_public_without_password_refuses_to_start(write_settings, flag):
     proc = run_app("--settings", str(settings), flag, "--port", str(free_port()))
     assert proc.returncode == 4
     assert "without a password" in proc.stderr
-    assert f"python app.py set-password admin --settings {settings}" in proc.stderr
+    hint = f"{sys.executable} {ROOT / 'app.py'} set-password admin --settings {settings}"
+    assert hint in proc.stderr
     assert not (settings.parent / "logs" / "events.jsonl").exists()
 
 
