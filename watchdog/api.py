@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from .logs import tail_lines
+from .logs import tail_text
 from .rpc import MAX_LINES
 from .supervisor import Supervisor
 
@@ -48,11 +48,7 @@ def add_routes(app: FastAPI, supervisor: Supervisor) -> None:
     def read_log(stream: str, lines: int) -> Response:
         if not 1 <= lines <= MAX_LINES:
             return PlainTextResponse(f"lines must be from 1 to {MAX_LINES}\n", status_code=400)
-        logs = supervisor.status().logs
-        if logs is None:
-            return PlainTextResponse("")
-        path = logs.stdout if stream == "stdout" else logs.stderr
-        text = "\n".join(tail_lines(path, lines))
+        text = tail_text(supervisor.status().logs, stream, lines)
         return PlainTextResponse(text + "\n" if text else "")
 
     @app.get("/read-current-stdout-log")

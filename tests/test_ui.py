@@ -1,0 +1,55 @@
+"""What the status card tells a person, from real supervisor states."""
+
+from __future__ import annotations
+
+from conftest import demo, free_port, running
+
+from watchdog.supervisor import State
+from watchdog.ui import public_url, status_card
+
+
+def test_starting_shows_progress_and_the_newest_log_line(make_settings, supervise):
+    sup = supervise(make_settings(frameworks={"slow": demo(None, "--startup-delay", "30")}))
+    status = sup.wait_for(lambda s: s.state is State.STARTING and s.logs is not None, 5)
+    card = sup.wait_for(lambda s: "loading model weights" in status_card(s), timeout=5)
+    html = status_card(card)
+    assert "STARTING" in html and "of 15s allowed" in html and "(not ready yet)" in html
+    assert status.pid is not None
+
+
+def test_fatal_shows_why_and_the_last_stderr_lines(make_settings, supervise):
+    sup = supervise(
+        make_settings(
+            frameworks={"flaky": demo(None, "--crash-after", "0.05")}, watch={"max_restarts": 1}
+        )
+    )
+    status = sup.wait_for(lambda s: s.state is State.FATAL, timeout=15)
+    html = status_card(status)
+    assert "Gave up" in html and "max_restarts=1" in html
+    assert "RuntimeError: demo crash requested by --crash-after" in html
+    assert "Press <b>Start</b>" in html
+
+
+def test_log_text_is_escaped(make_settings, supervise):
+    script = "echo '<script>alert(1)</script>'; exec sleep 30"
+    sup = supervise(
+        make_settings(frameworks={"evil": {"command": ["sh", "-c", script], "port": free_port()}})
+    )
+    status = sup.wait_for(lambda s: "alert" in status_card(s), timeout=10)
+    html = status_card(status)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_running_card_links_to_the_framework_on_the_page_host(make_settings, supervise):
+    port = free_port()
+    sup = supervise(make_settings(frameworks={"demo": demo(port)}))
+    html = status_card(sup.wait_for(running, timeout=10), page_host="gpu-box.example:5005")
+    assert f'href="http://gpu-box.example:{port}"' in html and "RUNNING" in html
+
+
+def test_public_url():
+    assert public_url("http://127.0.0.1:7860", "10.1.2.3:5005") == "http://10.1.2.3:7860"
+    assert public_url("http://0.0.0.0:8188", "[::1]:5005") == "http://[::1]:8188"
+    assert public_url("http://127.0.0.1:7860", None) == "http://127.0.0.1:7860"
+    assert public_url("https://sd.example.com", "x:5005") == "https://sd.example.com"
+    assert public_url(None, "x") is None
