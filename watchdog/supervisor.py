@@ -325,6 +325,14 @@ class Supervisor:
     def status(self) -> Status:
         return self._status
 
+    def tree_pids(self) -> list[int]:
+        """Pids of the running framework's whole tree (a /proc scan; for the sampler).
+
+        Reads the control thread's current run without changing it.
+        """
+        run = self._run
+        return [p.pid for p in run.proc.tree()] if run is not None else []
+
     def start(self, name: str | None = None, requested_by: str = "api") -> Status:
         """Run ``name`` (default: the chosen framework); switches if another runs."""
         return self._command("start", name, requested_by)
