@@ -110,8 +110,10 @@ def _framework_pids() -> list[int]:
     for pid, dead_since in list(_seen.items()):
         if dead_since is None and not _alive(pid):
             _seen[pid] = dead_since = now
-        held = CONFIG["never_release"] or now - dead_since < CONFIG["release_delay_s"]
-        if dead_since is None or held:
+        alive_or_held = dead_since is None or (
+            CONFIG["never_release"] or now - dead_since < CONFIG["release_delay_s"]
+        )
+        if alive_or_held:
             out.append(pid)
     return out
 
