@@ -57,6 +57,7 @@ class StopResult:
     forced: bool  # SIGKILL was needed
     swept: tuple[int, ...]  # pids that had left the process group
     remaining: tuple[int, ...]
+    pids: tuple[int, ...] = ()  # every process of the tree this stop dealt with
 
     @property
     def clean(self) -> bool:
@@ -269,6 +270,7 @@ class ManagedProcess:
             alive = self._wait_gone(alive, time.monotonic() + KILL_WAIT_S, abort, signal.SIGKILL)
         # Whatever slipped out while we waited (a fork at the last moment).
         late = [p for p in self.tree() if _alive(p)]
+        seen = {p.pid for p in members} | {p.pid for p in late}
         if late:
             forced = True
             self._signal_all(late, signal.SIGKILL)
@@ -279,6 +281,7 @@ class ManagedProcess:
             forced=forced,
             swept=escaped,
             remaining=tuple(p.pid for p in alive),
+            pids=tuple(sorted(seen)),
         )
 
     def _signal_all(self, procs: list[psutil.Process], sig: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -54,6 +54,12 @@ class WatchSettings(_Strict):
     stable_uptime_s: float = Field(60, ge=0)
     # After a stop, how long to wait for the framework's port to be free again.
     port_free_timeout_s: float = Field(10, ge=0)
+    # After a stop (with a GPU): how long to wait for its processes' VRAM to be freed,
+    # and what to do if it is not: start the next one anyway, or give up (FATAL).
+    vram_release_timeout_s: float = Field(60, ge=0)
+    vram_timeout_action: Literal["start", "fatal"] = "start"
+    # With max_rss_mb set on a framework: RSS above it this long restarts it.
+    rss_limit_s: float = Field(60, ge=0)
 
 
 # Per-framework overrides of every watch key, all optional. Derived from WatchSettings
@@ -62,7 +68,11 @@ _WatchOverrides: type[_Strict] = create_model(  # type: ignore[call-overload]
     "_WatchOverrides",
     __base__=_Strict,
     **{
-        name: (Annotated[(info.annotation, *info.metadata)] | None, None)
+        name: (
+            (Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
+            | None,
+            None,
+        )
         for name, info in WatchSettings.model_fields.items()
     },
 )
@@ -81,6 +91,8 @@ class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
     health_path: str | None = None
     ready_pattern: str | None = None
     stop_signal: str | None = None
+    # Restart when the framework's tree uses more RAM than this for rss_limit_s (leaks).
+    max_rss_mb: float | None = Field(None, gt=0)
 
     @field_validator("preset")
     @classmethod
@@ -128,6 +140,11 @@ class LogSettings(_Strict):
     max_total_bytes: int = Field(1024**3, ge=8192)
 
 
+class MetricsSettings(_Strict):
+    interval_s: float = Field(5, ge=0.2)
+    retention_days: float = Field(7, gt=0)
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(5005, ge=0, le=65535)
@@ -149,6 +166,7 @@ class Settings(_Strict):
     frameworks: dict[str, FrameworkEntry] = Field(default_factory=_default_frameworks)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

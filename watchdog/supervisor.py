@@ -33,6 +33,7 @@ from typing import Any
 
 from . import __version__
 from .events import EventLog, utc_now_iso
+from .gpu import GpuReader
 from .logs import LogStore, RunLogs, tail_lines
 from .presets import FrameworkSpec
 from .probes import Liveness, Prober, Ready, port_holder, port_in_use, url_port, wait_port_free
@@ -192,6 +193,24 @@ class _TornDown:
     result: StopResult
     port_free: bool | None
     port_wait_s: float
+    vram: _VramWait
+
+
+@dataclass(frozen=True)
+class _VramWait:
+    """How the wait for a stopped tree's GPU memory ended (None fields: no GPU)."""
+
+    skipped: str | None = None  # why no wait was needed
+    released: bool = True
+    waited_s: float = 0.0
+    freed_mb: float | None = None
+    held_pids: tuple[int, ...] = ()
+    held_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class _Usage:
+    rss_mb: float | None
 
 
 @dataclass(frozen=True)
@@ -215,6 +234,7 @@ class _Run:
     url: str | None
     ready: bool = False
     ready_mono: float | None = None
+    rss_over_since: float | None = None
     probe_failures: int = 0
     last_probe: str = ""
 
@@ -250,9 +270,12 @@ class _Teardown:
 class Supervisor:
     """Keeps the chosen framework alive. Public methods are thread-safe."""
 
-    def __init__(self, settings: Settings, *, watch: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, watch: bool = True, gpu: GpuReader | None = None
+    ) -> None:
         self.settings = settings
         self.watching = watch
+        self.gpu = gpu
         logs_dir = settings.logs_dir
         self.logs = LogStore(
             logs_dir,
@@ -346,6 +369,10 @@ class Supervisor:
     def restart(self, requested_by: str = "api") -> Status:
         return self._command("restart", None, requested_by)
 
+    def report_usage(self, rss_mb: float | None) -> None:
+        """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``)."""
+        self._inbox.put(_Usage(rss_mb))
+
     def wait_for(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
         """Block until a published status satisfies ``predicate``; TimeoutError if not."""
         with self._changed:
@@ -434,6 +461,8 @@ class Supervisor:
             self._on_torn_down(msg)
         elif isinstance(msg, _Shutdown):
             self._on_shutdown(msg)
+        elif isinstance(msg, _Usage):
+            self._on_usage(msg)
 
     def _on_command(self, cmd: _Command) -> None:
         if self._closing:
@@ -770,9 +799,66 @@ class Supervisor:
                 t0 = time.monotonic()
                 free = wait_port_free(port, run.watch.port_free_timeout_s, self._abort)
                 waited = time.monotonic() - t0
-            self._inbox.put(_TornDown(run.run_id, result, free, waited))
+            vram = self._wait_vram({run.proc.pid, *result.pids}, run.watch)
+            self._inbox.put(_TornDown(run.run_id, result, free, waited, vram))
 
         threading.Thread(target=work, name=f"stop-{run.proc.pid}", daemon=True).start()
+
+    def _wait_vram(self, pids: set[int], watch: WatchSettings) -> _VramWait:
+        """Until no GPU process of the stopped tree is left (runs on the stopper thread).
+
+        The next framework would otherwise die of CUDA out-of-memory while the old
+        one's memory is still being freed.
+        """
+        if self.gpu is None:
+            return _VramWait(skipped="no GPU reader")
+        t0 = time.monotonic()
+        first: float | None = None
+        while True:
+            snap = self.gpu.read(pids)
+            if not snap.available:
+                return _VramWait(skipped=snap.message)
+            held = [p for p in snap.processes if p.in_framework]
+            if first is None:
+                first = snap.framework_mb()
+            waited = time.monotonic() - t0
+            if not held:
+                return _VramWait(released=True, waited_s=waited, freed_mb=first)
+            if waited >= watch.vram_release_timeout_s or self._abort.is_set():
+                return _VramWait(
+                    released=False,
+                    waited_s=waited,
+                    held_pids=tuple(p.pid for p in held),
+                    held_mb=snap.framework_mb(),
+                )
+            self._abort.wait(0.25)
+
+    def _on_usage(self, msg: _Usage) -> None:
+        run = self._run
+        if run is None or msg.rss_mb is None:
+            return
+        limit = self.settings.frameworks[run.name].max_rss_mb
+        if limit is None or msg.rss_mb <= limit:
+            run.rss_over_since = None
+            return
+        now = time.monotonic()
+        if run.rss_over_since is None:
+            run.rss_over_since = now
+        over = now - run.rss_over_since
+        if over < run.watch.rss_limit_s:
+            return
+        reason = f"RSS {msg.rss_mb:.0f} MB above max_rss_mb={limit:g} for {over:.0f} s"
+        self.events.write(
+            "restart",
+            **self._ids(run),
+            reason="rss_limit",
+            detail=reason,
+            rss_mb=round(msg.rss_mb, 1),
+            limit_mb=limit,
+            requested_by="watch",
+        )
+        self._failure(run.name, reason, run.stable, (), run)
+        self._begin_teardown(run, "rss_limit", "watch")
 
     def _on_torn_down(self, msg: _TornDown) -> None:
         td = self._teardown
@@ -781,6 +867,7 @@ class Supervisor:
         self._teardown = None
         self.logs.set_live(None)
         r = msg.result
+        self._vram_outcome(td, msg.vram)
         if td.after_crash and not (r.swept or r.forced or r.remaining or r.signal):
             return  # the usual crash: nothing was left to clean
         self.events.write(
@@ -795,9 +882,40 @@ class Supervisor:
             remaining=list(r.remaining) or None,
             port_free=msg.port_free,
             port_wait_ms=round(msg.port_wait_s * 1000, 1) if msg.port_free is not None else None,
+            vram=f"skipped: {msg.vram.skipped}" if msg.vram.skipped else None,
         )
         if r.remaining:
             log.error("run %s: processes %s survived SIGKILL", td.run.run_id, r.remaining)
+
+    def _vram_outcome(self, td: _Teardown, vram: _VramWait) -> None:
+        if vram.skipped:
+            return
+        if vram.released:
+            if vram.freed_mb:
+                self.events.write(
+                    "vram_released",
+                    **self._ids(td.run),
+                    waited_ms=round(vram.waited_s * 1000, 1),
+                    freed_mb=round(vram.freed_mb, 1),
+                )
+            return
+        action = td.run.watch.vram_timeout_action
+        self.events.write(
+            "vram_timeout",
+            **self._ids(td.run),
+            waited_s=round(vram.waited_s, 1),
+            held_pids=list(vram.held_pids),
+            held_mb=vram.held_mb,
+            action=action,
+        )
+        if action == "fatal" and not self._closing:
+            self._fatal = (
+                f"GPU memory of the stopped {td.run.name} ({vram.held_mb or 0:.0f} MB, pids"
+                f" {', '.join(map(str, vram.held_pids))}) was not freed within"
+                f" {td.run.watch.vram_release_timeout_s:g}s; not starting another framework"
+            )
+            self._fatal_stderr = ()
+            self.events.write("fatal", framework=self._desired, reason=self._fatal)
 
     # -- helpers -----------------------------------------------------------------------
 
