@@ -26,8 +26,8 @@ from watchdog.auth import (
     save_credentials,
 )
 from watchdog.instance_lock import AlreadyRunning, InstanceLock
+from watchdog.service import Service
 from watchdog.settings import Settings, SettingsError, load_settings
-from watchdog.supervisor import Supervisor
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = HERE / "settings.json"
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    supervisor = Supervisor(settings, watch=not args.no_watch)
-    status = supervisor.begin()
+    service = Service(settings, watch=not args.no_watch)
+    status = service.start()
     log.info(
         "sd-watchdog %s: settings %s; logs in %s; %s is %s",
         __version__,
@@ -181,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
 
             auth = Authenticator(
                 creds,
-                supervisor.events,
+                service.supervisor.events,
                 settings.server.max_failed_logins,
                 settings.server.lockout_s,
             )
             port = args.port if args.port is not None else settings.server.port
-            server = WebServer(build_app(supervisor, auth), host, port)
+            server = WebServer(build_app(service, auth), host, port)
             try:
                 bound = server.start()
             except (OSError, TimeoutError) as exc:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-        supervisor.shutdown(leave_running=args.leave_running, requested_by="signal")
+        service.stop(leave_running=args.leave_running, requested_by="signal")
         lock.release()
     return 0
 

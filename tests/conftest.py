@@ -134,6 +134,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
         default: str | None = None,
         watch: dict[str, Any] | None = None,
         logs: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> Path:
         frameworks = frameworks or {"demo": demo()}
         data = {
@@ -141,6 +142,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             "frameworks": frameworks,
             "watch": {**FAST_WATCH, **(watch or {})},
             "logs": {"dir": "logs", **(logs or {})},
+            "metrics": {"interval_s": 0.5, **(metrics or {})},
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))
@@ -177,34 +179,40 @@ def supervise() -> Iterator[Callable[..., Supervisor]]:
 class Web:
     """A running control page: ``url`` (with trailing slash), its supervisor, its token."""
 
-    def __init__(self, url: str, sup: Supervisor, token: str | None, app: Any) -> None:
+    def __init__(
+        self, url: str, sup: Supervisor, token: str | None, app: Any, service: Any
+    ) -> None:
         self.url = url
         self.sup = sup
         self.token = token
         self.app = app
+        self.service = service
 
 
 @pytest.fixture
-def serve(supervise: Callable[..., Supervisor]) -> Iterator[Callable[..., Web]]:
-    """Start the real web app (page, API, routes, auth gate) on an ephemeral port."""
+def serve() -> Iterator[Callable[..., Web]]:
+    """Start the real web app (page, API, routes, auth gate, sampler) on an ephemeral port."""
     from watchdog.auth import Authenticator, Credentials
     from watchdog.server import WebServer, build_app
+    from watchdog.service import Service
 
-    servers: list[WebServer] = []
+    started: list[tuple[WebServer, Service]] = []
 
-    def start(settings: Settings, password: bool = False, **auth_kwargs: Any) -> Web:
-        sup = supervise(settings)
+    def start(settings: Settings, password: bool = False, reader=None, **auth_kwargs: Any) -> Web:
+        service = Service(settings, reader=reader)
+        service.start()
         creds, token = Credentials.create(USER, PASSWORD) if password else (None, None)
-        auth = Authenticator(creds, sup.events, **auth_kwargs)
-        app = build_app(sup, auth)
+        auth = Authenticator(creds, service.supervisor.events, **auth_kwargs)
+        app = build_app(service, auth)
         server = WebServer(app, "127.0.0.1", 0)
-        servers.append(server)
+        started.append((server, service))
         port = server.start()
-        return Web(f"http://127.0.0.1:{port}/", sup, token, app)
+        return Web(f"http://127.0.0.1:{port}/", service.supervisor, token, app, service)
 
     yield start
-    for server in servers:
+    for server, service in started:
         server.stop()
+        service.stop()
 
 
 def events(sup: Supervisor, kind: str | None = None) -> list[dict[str, Any]]:

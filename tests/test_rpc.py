@@ -71,9 +71,20 @@ def test_stop_start_restart(client, web):
     assert client.predict("b", api_name="/start")["framework"] == "b"
 
 
-def test_gpu_and_history_answer(client):
-    assert client.predict(api_name="/gpu")["available"] is False
-    assert client.predict(60, api_name="/history") == []
+def test_gpu_and_history_answer(client, web):
+    web.sup.wait_for(running, timeout=10)
+    snap = client.predict(api_name="/gpu")  # this machine has no NVIDIA GPU
+    assert snap["available"] is False and snap["message"] == "No NVIDIA GPU detected"
+    assert snap["devices"] == [] and snap["driver"] == "n/a"
+    deadline = time.monotonic() + 10
+    while (
+        not (rows := client.predict(60, api_name="/history"))
+        or rows[-1]["framework_rss_mb"] is None
+    ):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert rows[-1]["framework_rss_mb"] > 5 and rows[-1]["gpu_util_pct"] is None
+    assert rows[-1]["host_ram_total_mb"] > 0
 
 
 @pytest.mark.parametrize(

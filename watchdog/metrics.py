@@ -215,11 +215,11 @@ class Sampler(threading.Thread):
         self.gpu: GpuSnapshot = no_gpu("not sampled yet")
         self.latest: Sample | None = None
         self._usage = TreeUsage()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._prune_every = max(1, int(3600 / interval_s))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join(timeout=10)
 
@@ -241,7 +241,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         n = 0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.sample_once()
                 if n % self._prune_every == 0:
@@ -249,7 +249,7 @@ class Sampler(threading.Thread):
             except Exception:
                 log.exception("sampling failed")
             n += 1
-            self._stop.wait(self.interval_s)
+            self._halt.wait(self.interval_s)
 
     def snapshot_dict(self) -> dict[str, Any]:
         out = self.gpu.to_dict()

@@ -209,11 +209,11 @@ class Prober(threading.Thread):
         self.timeout = timeout
         self.log_paths = log_paths
         self.report = report
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._session = probe_session()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         url = self._wait_ready()
@@ -221,10 +221,10 @@ class Prober(threading.Thread):
             return
         health = join_url(url, self.spec.health_path)
         next_at = time.monotonic() + self.interval
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+        while not self._halt.wait(max(0.0, next_at - time.monotonic())):
             next_at = time.monotonic() + self.interval
             result = http_probe(health, self.timeout, self._session)
-            if self._stop.is_set():
+            if self._halt.is_set():
                 return
             self.report(Liveness(self.run_id, result))
 
@@ -233,7 +233,7 @@ class Prober(threading.Thread):
         scanner = ReadyLineScanner(self.log_paths, pattern) if pattern else None
         health = self.spec.health_url
         next_probe = time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             if scanner is not None:
                 match = scanner.poll()
                 if match:
@@ -245,9 +245,9 @@ class Prober(threading.Thread):
                 result = http_probe(
                     health, min(self.timeout, STARTUP_PROBE_TIMEOUT_S), self._session
                 )
-                if result.ok and not self._stop.is_set():
+                if result.ok and not self._halt.is_set():
                     self.report(Ready(self.run_id, self.spec.url, "health URL"))
                     return self.spec.url
                 next_probe = time.monotonic() + STARTUP_PROBE_S
-            self._stop.wait(READY_SCAN_S)
+            self._halt.wait(READY_SCAN_S)
         return None

@@ -17,7 +17,8 @@ from typing import Any
 import gradio as gr
 
 from .logs import STREAMS, tail_text
-from .supervisor import Supervisor, UnknownFramework, WatchDisabled
+from .service import Service
+from .supervisor import UnknownFramework, WatchDisabled
 
 MAX_LINES = 10_000
 MAX_EVENTS = 1_000
@@ -49,8 +50,9 @@ def _name(value: Any, *, required: bool) -> str | None:
 class Rpc:
     """The endpoints, bound to one supervisor; ``requested_by`` goes into the journal."""
 
-    def __init__(self, supervisor: Supervisor, requested_by: str = "api") -> None:
-        self.sup = supervisor
+    def __init__(self, service: Service, requested_by: str = "api") -> None:
+        self.service = service
+        self.sup = service.supervisor
         self.by = requested_by
 
     def _act(self, fn: Any, *args: Any) -> dict[str, Any]:
@@ -110,18 +112,12 @@ class Rpc:
         return self.sup.events.tail(count, framework=name)
 
     def gpu(self) -> dict[str, Any]:
-        """The GPU snapshot (devices and processes)."""
-        return {
-            "available": False,
-            "message": "GPU monitoring is not built yet",
-            "devices": [],
-            "processes": [],
-        }
+        """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
+        return self.service.sampler.snapshot_dict()
 
     def history(self, minutes: int = 60) -> list[dict[str, Any]]:
-        """Samples of GPU / CPU / RAM over the last ``minutes``."""
-        _int(minutes, "minutes", 1, MAX_HISTORY_MINUTES)
-        return []
+        """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
+        return self.service.history.window(_int(minutes, "minutes", 1, MAX_HISTORY_MINUTES))
 
 
 API_NAMES = (

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
-from .supervisor import Supervisor
+from .service import Service
 from .ui import CSS, build_page
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,11 @@ SHARE_API = ("api.gradio.app", 443)
 QUEUE_POLL_S = 0.05
 
 
-def build_app(supervisor: Supervisor, auth: Authenticator) -> ASGIApp:
-    settings = supervisor.settings
+def build_app(service: Service, auth: Authenticator) -> ASGIApp:
+    settings = service.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    add_routes(app, supervisor)
-    page = build_page(supervisor, settings.server.refresh_s)
+    add_routes(app, service.supervisor)
+    page = build_page(service, settings.server.refresh_s)
     queue = getattr(page, "_queue", None)
     if queue is not None:  # an internal of Gradio: set only if it is still there
         queue.sleep_when_free = QUEUE_POLL_S

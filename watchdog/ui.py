@@ -17,7 +17,8 @@ import gradio as gr
 
 from .logs import latest_line, tail_text
 from .rpc import MAX_LINES, Rpc, register
-from .supervisor import State, Status, Supervisor
+from .service import Service
+from .supervisor import State, Status
 
 STATE_COLOURS = {
     State.RUNNING: "#16a34a",
@@ -173,9 +174,10 @@ def _host(request: gr.Request | None) -> str | None:
         return None
 
 
-def build_page(supervisor: Supervisor, refresh_s: float = 1.0) -> gr.Blocks:
+def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
     """The Blocks app: the page for people and the RPC endpoints for scripts."""
-    ui = Rpc(supervisor, requested_by="ui")
+    supervisor = service.supervisor
+    ui = Rpc(service, requested_by="ui")
     names = list(supervisor.settings.frameworks)
     private = {"api_visibility": "private"}
 
@@ -277,5 +279,5 @@ def build_page(supervisor: Supervisor, refresh_s: float = 1.0) -> gr.Blocks:
                 concurrency_limit=None,
                 **private,
             )
-        register(Rpc(supervisor, requested_by="api"))
+        register(Rpc(service, requested_by="api"))
     return page

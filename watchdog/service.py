@@ -1,0 +1,46 @@
+"""Everything that runs behind the page: supervisor, GPU reader, sampler, history.
+
+>>> svc = Service(load_settings(Path("settings.json")))      # doctest: +SKIP
+>>> svc.start()              # boots the remembered framework, starts sampling
+>>> svc.stop()               # stops sampling, then the framework's whole tree
+"""
+
+from __future__ import annotations
+
+from .gpu import GpuReader, make_reader
+from .metrics import History, Sampler
+from .settings import Settings
+from .supervisor import Status, Supervisor
+
+DAY_S = 86400
+
+
+class Service:
+    def __init__(
+        self, settings: Settings, *, watch: bool = True, reader: GpuReader | None = None
+    ) -> None:
+        self.settings = settings
+        self.reader = reader if reader is not None else make_reader()
+        self.history = History(
+            settings.logs_dir / "history.sqlite", settings.metrics.retention_days * DAY_S
+        )
+        self.supervisor = Supervisor(settings, watch=watch, gpu=self.reader)
+        self.sampler = Sampler(
+            self.reader,
+            self.history,
+            settings.metrics.interval_s,
+            self.supervisor.tree_pids,
+            self.supervisor.report_usage,
+        )
+
+    def start(self) -> Status:
+        status = self.supervisor.begin()
+        self.sampler.start()
+        return status
+
+    def stop(self, leave_running: bool = False, requested_by: str = "signal") -> None:
+        self.sampler.stop()
+        try:
+            self.supervisor.shutdown(leave_running=leave_running, requested_by=requested_by)
+        finally:
+            self.history.close()
