@@ -39,8 +39,10 @@ class Service:
         return status
 
     def stop(self, leave_running: bool = False, requested_by: str = "signal") -> None:
-        self.sampler.stop()
         try:
-            self.supervisor.shutdown(leave_running=leave_running, requested_by=requested_by)
+            self.sampler.stop()
         finally:
-            self.history.close()
+            try:
+                self.supervisor.shutdown(leave_running=leave_running, requested_by=requested_by)
+            finally:
+                self.history.close()
