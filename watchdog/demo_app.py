@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spam-line-bytes", type=int, default=100)
     p.add_argument("--busy-for", type=float, default=0.0, help="a 'generation' of N s")
     p.add_argument("--progress-bars", action="store_true", help="tqdm-style \\r bars on stderr")
+    p.add_argument("--grow-rss-mb-per-s", type=float, default=0.0, help="leak memory")
     p.add_argument("--pid-file", help="write the server's pid here once ready")
     return p.parse_args(argv)
 
@@ -154,6 +155,14 @@ def progress_bars(state: DemoState, stop: threading.Event) -> None:
             sys.stderr.flush()
 
 
+def leak(mb_per_s: float, stop: threading.Event) -> None:
+    """Grow RSS steadily, like the RAM leaks every SD framework has had."""
+    hoard = []
+    chunk = max(1, int(mb_per_s * 1024 * 1024 / 10))
+    while not stop.wait(0.1):
+        hoard.append(b"x" * chunk)  # filled, so the pages are really resident
+
+
 def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) -> None:
     """Scheduled misbehaviour: crash or hang at the requested time."""
     events = []
@@ -212,6 +221,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.spam_rate > 0:
         spam_args = (args.spam_rate, args.spam_stream, args.spam_line_bytes, stop)
         threading.Thread(target=spam, args=spam_args, daemon=True).start()
+    if args.grow_rss_mb_per_s > 0:
+        threading.Thread(target=leak, args=(args.grow_rss_mb_per_s, stop), daemon=True).start()
     if args.progress_bars:
         threading.Thread(target=progress_bars, args=(handler_state, stop), daemon=True).start()
     if args.pid_file:

@@ -787,6 +787,7 @@ class Supervisor:
         port = hostport[1] if hostport and hostport[0] in LOCAL_HOSTS else None
 
         def work() -> None:
+            held_before = self._gpu_held(run)
             try:
                 result = run.proc.stop(run.spec.stop_signal, run.watch.stop_timeout_s, self._abort)
             except Exception:
@@ -799,12 +800,22 @@ class Supervisor:
                 t0 = time.monotonic()
                 free = wait_port_free(port, run.watch.port_free_timeout_s, self._abort)
                 waited = time.monotonic() - t0
-            vram = self._wait_vram({run.proc.pid, *result.pids}, run.watch)
+            vram = self._wait_vram({run.proc.pid, *result.pids}, run.watch, held_before)
             self._inbox.put(_TornDown(run.run_id, result, free, waited, vram))
 
         threading.Thread(target=work, name=f"stop-{run.proc.pid}", daemon=True).start()
 
-    def _wait_vram(self, pids: set[int], watch: WatchSettings) -> _VramWait:
+    def _gpu_held(self, run: _Run) -> tuple[set[int], float | None]:
+        """Before a stop: the tree's pids and the VRAM they hold (None: no GPU)."""
+        pids = {run.proc.pid, *(p.pid for p in run.proc.tree())}
+        if self.gpu is None:
+            return pids, None
+        snap = self.gpu.read(pids)
+        return pids, snap.framework_mb() if snap.available else None
+
+    def _wait_vram(
+        self, pids: set[int], watch: WatchSettings, before: tuple[set[int], float | None]
+    ) -> _VramWait:
         """Until no GPU process of the stopped tree is left (runs on the stopper thread).
 
         The next framework would otherwise die of CUDA out-of-memory while the old
@@ -812,18 +823,16 @@ class Supervisor:
         """
         if self.gpu is None:
             return _VramWait(skipped="no GPU reader")
+        pids = pids | before[0]
         t0 = time.monotonic()
-        first: float | None = None
         while True:
             snap = self.gpu.read(pids)
             if not snap.available:
                 return _VramWait(skipped=snap.message)
             held = [p for p in snap.processes if p.in_framework]
-            if first is None:
-                first = snap.framework_mb()
             waited = time.monotonic() - t0
             if not held:
-                return _VramWait(released=True, waited_s=waited, freed_mb=first)
+                return _VramWait(released=True, waited_s=waited, freed_mb=before[1])
             if waited >= watch.vram_release_timeout_s or self._abort.is_set():
                 return _VramWait(
                     released=False,
@@ -867,9 +876,15 @@ class Supervisor:
         self._teardown = None
         self.logs.set_live(None)
         r = msg.result
+        # After the usual crash nothing was left to clean, and that is no news.
+        if not td.after_crash or r.swept or r.forced or r.remaining or r.signal:
+            self._stop_event(td, msg)
         self._vram_outcome(td, msg.vram)
-        if td.after_crash and not (r.swept or r.forced or r.remaining or r.signal):
-            return  # the usual crash: nothing was left to clean
+        if r.remaining:
+            log.error("run %s: processes %s survived SIGKILL", td.run.run_id, r.remaining)
+
+    def _stop_event(self, td: _Teardown, msg: _TornDown) -> None:
+        r = msg.result
         self.events.write(
             "cleanup" if td.after_crash else "stop",
             **self._ids(td.run),
@@ -884,8 +899,6 @@ class Supervisor:
             port_wait_ms=round(msg.port_wait_s * 1000, 1) if msg.port_free is not None else None,
             vram=f"skipped: {msg.vram.skipped}" if msg.vram.skipped else None,
         )
-        if r.remaining:
-            log.error("run %s: processes %s survived SIGKILL", td.run.run_id, r.remaining)
 
     def _vram_outcome(self, td: _Teardown, vram: _VramWait) -> None:
         if vram.skipped:
