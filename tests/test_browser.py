@@ -79,6 +79,8 @@ def test_switch_from_the_page(browser, serve, make_settings, tmp_path):
         re.compile(re.escape(b_line)), timeout=10_000
     )
     page.screenshot(path=str(tmp_path / "switched.png"), full_page=True)
+    page.get_by_role("tab", name="GPU").click()  # this machine has none, and says so
+    sync_api.expect(page.locator("#gpu-none")).to_have_text("No NVIDIA GPU detected")
     assert (tmp_path / "switched.png").stat().st_size > 10_000
     assert stray == [], f"the page tried to reach beyond this machine: {stray}"
 

@@ -93,3 +93,17 @@ def test_growing_rss_past_max_rss_mb_restarts(make_settings):
         sup.wait_for(lambda s: running(s) and s.pid != first.pid, timeout=10)
     finally:
         service.stop()
+
+
+def test_gpu_panel_marks_the_framework_and_shows_na(fake_nvml, make_settings, supervise):
+    from watchdog.ui import gpu_panel
+
+    fake_nvml.CONFIG["others"] = [{"pid": 1, "gpu": 0, "mb": 300}]
+    sup = supervise(make_settings(frameworks={"demo": demo()}))
+    status = sup.wait_for(running, timeout=10)
+    html = gpu_panel(gpu.make_reader().read(sup.tree_pids()).to_dict())
+    assert "NVIDIA H200" in html and "4908 / 143771 MiB" in html  # 512 base + 4096 + 300
+    ours = html.split("sdw-ours")[1]
+    assert f"<td>{status.pid}</td>" in ours and "<b>framework</b>" in ours
+    assert "<td>n/a</td>" in html  # the board has no fan
+    assert "Driver 550.54.15" in html

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gradio as gr
+import pandas as pd
 
 from .logs import latest_line, tail_text
 from .rpc import MAX_LINES, Rpc, register
@@ -55,6 +56,10 @@ CSS = """
             max-height: 14em; overflow: auto; background: #11182710; padding: 8px; }
 .sdw-bar { height: 6px; background: #e5e7eb; border-radius: 3px; margin-top: 6px; }
 .sdw-bar > div { height: 6px; background: #2563eb; border-radius: 3px; }
+.sdw-table { width: 100%; border-collapse: collapse; margin-top: 8px; font-size: 13px; }
+.sdw-table th, .sdw-table td { text-align: left; padding: 3px 8px;
+            border-bottom: 1px solid #e5e7eb; }
+.sdw-ours { background: #16a34a18; }
 """
 
 
@@ -165,6 +170,69 @@ def event_rows(events: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+WINDOWS = {"15 min": 15, "1 h": 60, "24 h": 24 * 60, "7 d": 7 * 24 * 60}
+PLOTS = (
+    ("gpu_util_pct", "GPU utilisation (%)"),
+    ("framework_vram_mb", "Framework VRAM (MB)"),
+    ("framework_rss_mb", "Framework RAM, RSS (MB)"),
+    ("framework_cpu_pct", "Framework CPU (% of a core)"),
+)
+PLOT_REFRESH_S = 10
+
+
+def _cell(value: Any, unit: str = "", digits: int = 0) -> str:
+    if value is None or value == "n/a":
+        return "n/a"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}{unit}"
+    return html.escape(str(value))
+
+
+def gpu_panel(snap: dict[str, Any]) -> str:
+    """An nvidia-smi-like table of devices and processes, from a stored snapshot."""
+    e = html.escape
+    if not snap.get("available"):
+        return f"<div class='sdw-card' id='gpu-none'>{e(snap.get('message', ''))}</div>"
+    rows = []
+    for d in snap["devices"]:
+        used, total = d["mem_used_mb"], d["mem_total_mb"]
+        rows.append(
+            "<tr>"
+            f"<td>{d['index']}</td><td>{e(str(d['name']))}</td>"
+            f"<td>{_cell(d['util_pct'], ' %')}</td>"
+            f"<td>{_cell(used, '')} / {_cell(total, ' MiB')}</td>"
+            f"<td>{_cell(d['temp_c'], ' °C')}</td>"
+            f"<td>{_cell(d['power_w'], ' W')} / {_cell(d['power_limit_w'], ' W')}</td>"
+            f"<td>{_cell(d['fan_pct'], ' %')}</td>"
+            f"<td>{_cell(d['sm_clock_mhz'])} / {_cell(d['mem_clock_mhz'], ' MHz')}</td>"
+            "</tr>"
+        )
+    procs = []
+    for p in snap["processes"]:
+        mark = "<b>framework</b>" if p["in_framework"] is True else ""
+        procs.append(
+            f"<tr{' class=sdw-ours' if mark else ''}><td>{p['gpu_index']}</td>"
+            f"<td>{p['pid']}</td><td>{e(str(p['name']))}</td>"
+            f"<td>{_cell(p['used_mb'], ' MiB')}</td><td>{mark}</td></tr>"
+        )
+    driver = e(str(snap.get("driver", "n/a")))
+    return (
+        f"<div class='sdw-card' id='gpu-panel-table'><div>Driver {driver} · via"
+        f" {e(snap['source'])}</div><table class='sdw-table'><tr><th>GPU</th><th>name</th>"
+        "<th>util</th><th>memory</th><th>temp</th><th>power</th><th>fan</th>"
+        f"<th>clocks SM / mem</th></tr>{''.join(rows)}</table>"
+        "<table class='sdw-table'><tr><th>GPU</th><th>pid</th><th>process</th><th>VRAM</th>"
+        f"<th></th></tr>{''.join(procs) or '<tr><td colspan=5>no processes</td></tr>'}"
+        "</table></div>"
+    )
+
+
+def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["ts", *(c for c, _ in PLOTS)])
+    frame["time"] = pd.to_datetime(frame["ts"], unit="s")
+    return frame
+
+
 def _host(request: gr.Request | None) -> str | None:
     if request is None:
         return None
@@ -222,16 +290,32 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
                 headers=EVENT_COLUMNS, interactive=False, wrap=True, elem_id="events"
             )
         with gr.Tab("GPU"):
-            gr.Markdown("GPU panel and history plots: not built yet.", elem_id="gpu-panel")
+            gpu_html = gr.HTML(gpu_panel(service.sampler.snapshot_dict()), elem_id="gpu-panel")
+            window = gr.Radio(list(WINDOWS), value="1 h", label="History window")
+            with gr.Row():
+                plots = [
+                    gr.LinePlot(x="time", y=col, title=title, height=220, x_title="", y_title="")
+                    for col, title in PLOTS[:2]
+                ]
+            with gr.Row():
+                plots += [
+                    gr.LinePlot(x="time", y=col, title=title, height=220, x_title="", y_title="")
+                    for col, title in PLOTS[2:]
+                ]
 
         def refresh(
             stream_name: str, count: float, request: gr.Request
-        ) -> tuple[str, str, list[list[str]]]:
+        ) -> tuple[str, str, list[list[str]], str]:
             status = supervisor.status()
             n = max(1, min(int(count or 200), MAX_LINES))
             text = tail_text(status.logs, stream_name or "both", n)
             rows = event_rows(supervisor.events.tail(EVENT_ROWS))
-            return status_card(status, _host(request)), text, rows
+            gpu = gpu_panel(service.sampler.snapshot_dict())
+            return status_card(status, _host(request)), text, rows, gpu
+
+        def refresh_plots(choice_label: str) -> list[pd.DataFrame]:
+            frame = history_frame(service.history.window(WINDOWS.get(choice_label, 60)))
+            return [frame] * len(plots)
 
         def act(kind: str) -> Any:
             def handler(name: str | None, request: gr.Request) -> tuple[str, str]:
@@ -257,7 +341,7 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
         refresh_args: dict[str, Any] = {
             "fn": refresh,
             "inputs": [stream, lines],
-            "outputs": [card, log_box, events_table],
+            "outputs": [card, log_box, events_table, gpu_html],
             "show_progress": "hidden",
             "concurrency_limit": None,
             **private,
@@ -266,6 +350,17 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
         timer.tick(**refresh_args)
         page.load(**refresh_args)
         stream.change(**refresh_args)
+        plot_args: dict[str, Any] = {
+            "fn": refresh_plots,
+            "inputs": [window],
+            "outputs": plots,
+            "show_progress": "hidden",
+            "concurrency_limit": None,
+            **private,
+        }
+        gr.Timer(PLOT_REFRESH_S).tick(**plot_args)
+        page.load(**plot_args)
+        window.change(**plot_args)
         for button, kind in (
             (switch_btn, "switch"),
             (start_btn, "start"),
