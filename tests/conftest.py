@@ -28,6 +28,37 @@ from watchdog.settings import Settings, load_settings  # noqa: E402
 from watchdog.supervisor import Status, Supervisor  # noqa: E402
 
 USER, PASSWORD = "admin", "correct horse battery"
+FAKES = Path(__file__).parent / "fakes"
+# The status object's keys that DESIGN.md promises to scripts.
+STATUS_KEYS = frozenset(
+    {
+        "framework",
+        "state",
+        "pid",
+        "url",
+        "is_running",
+        "healthy",
+        "spawned_secs_ago",
+        "restarts",
+        "last_exit",
+        "APP_CMD",
+        "frameworks",
+    }
+)
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The pynvml-shaped fake, injected where ``import pynvml`` will find it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "fake_pynvml.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    return module
+
 
 TOKEN = f"SDW_TEST_TOKEN={uuid.uuid4().hex}"
 os.environ["SDW_TEST_TOKEN"] = TOKEN.split("=", 1)[1]

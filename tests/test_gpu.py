@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import demo, running
+from conftest import FAKES, demo, running
 
 from watchdog import gpu
-
-FAKES = Path(__file__).parent / "fakes"
-
-
-@pytest.fixture
-def fake_nvml(monkeypatch):
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "fake_pynvml.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    return module
 
 
 def test_two_gpus_and_unsupported_metrics_are_na(fake_nvml):

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 from conftest import demo, events, running, wait_event
 
 from watchdog import gpu
 from watchdog.service import Service
 from watchdog.supervisor import State
-
-FAKES = Path(__file__).parent / "fakes"
-
-
-@pytest.fixture
-def fake_nvml(monkeypatch):
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "fake_pynvml.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    return module
 
 
 def two(make_settings, **watch):
