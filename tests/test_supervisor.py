@@ -68,7 +68,7 @@ def test_kill9_after_stable_run_respawns_within_milliseconds(make_settings, supe
     assert not pid_alive(first.pid)
     crash = wait_event(sup, "crash", 1)[-1]
     assert crash["signal"] == "SIGKILL" and crash["pid"] == first.pid
-    assert "out-of-memory" in crash["reason"]
+    assert crash["cause"].startswith("killed, likely out of memory")
     exit_ev = [e for e in events(sup, "exit") if e["pid"] == first.pid][-1]
     respawn = [e for e in events(sup, "spawn") if e["pid"] == second.pid][-1]
     gap = ts(respawn) - ts(exit_ev)
@@ -313,8 +313,16 @@ def test_unknown_framework_changes_nothing(make_settings, supervise):
     ("flags", "code", "sig", "words"),
     [
         (("--exit-code", "0"), 0, None, "exited with code 0"),
-        (("--crash-signal", "SIGSEGV"), None, "SIGSEGV", "segmentation fault"),
-        (("--crash-signal", "SIGABRT"), None, "SIGABRT", "aborted"),
+        (("--crash-signal", "SIGSEGV"), None, "SIGSEGV", "killed by SIGSEGV: segfault"),
+        (("--crash-signal", "SIGABRT"), None, "SIGABRT", "killed by SIGABRT: aborted"),
+        (("--crash-with", "cuda-oom"), 1, None, "exited with code 1: CUDA out of memory"),
+        (("--crash-with", "port-in-use"), 1, None, "exited with code 1: address already in use"),
+        (
+            ("--exit-code", "1"),
+            1,
+            None,
+            "exited with code 1: Python exception: RuntimeError: demo crash requested",
+        ),
     ],
 )
 def test_exit_causes_are_named(make_settings, supervise, flags, code, sig, words):

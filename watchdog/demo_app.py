@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crash-after", type=float, help="exit this many seconds after ready")
     p.add_argument("--exit-code", type=int, default=1, help="exit code of --crash-after")
     p.add_argument("--crash-signal", help="die by this signal instead (SIGSEGV, SIGABRT…)")
+    p.add_argument(
+        "--crash-with",
+        choices=("traceback", "cuda-oom", "port-in-use"),
+        default="traceback",
+        help="what --crash-after prints to stderr first",
+    )
     p.add_argument("--hang-after", type=float, help="stop answering HTTP, stay alive")
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--launcher", action="store_true", help="run the server as a child")
@@ -155,6 +161,20 @@ def progress_bars(state: DemoState, stop: threading.Event) -> None:
             sys.stderr.flush()
 
 
+CRASH_TEXT = {
+    "traceback": "Traceback (most recent call last):\n"
+    '  File "demo_app.py", line 1, in generate\n'
+    "RuntimeError: demo crash requested by --crash-after",
+    # As torch prints it when a generation does not fit.
+    "cuda-oom": "Traceback (most recent call last):\n"
+    '  File "modules/processing.py", line 845, in process_images\n'
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a"
+    " total capacity of 23.65 GiB of which 1.06 GiB is free.",
+    "port-in-use": "ERROR:    [Errno 98] error while attempting to bind on address"
+    " ('127.0.0.1', 7860): address already in use",
+}
+
+
 def leak(mb_per_s: float, stop: threading.Event) -> None:
     """Grow RSS steadily, like the RAM leaks every SD framework has had."""
     hoard = []
@@ -178,11 +198,7 @@ def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) 
             state.hung.set()
             stop.set()  # no more log output either
         else:
-            print("Traceback (most recent call last):", file=sys.stderr)
-            print('  File "demo_app.py", line 1, in generate', file=sys.stderr)
-            print(
-                "RuntimeError: demo crash requested by --crash-after", file=sys.stderr, flush=True
-            )
+            print(CRASH_TEXT[args.crash_with], file=sys.stderr, flush=True)
             if args.crash_signal:
                 sig = args.crash_signal.upper()
                 sig = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]

@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 
 from . import __version__
+from .causes import crash_cause
 from .events import EventLog, utc_now_iso
 from .gpu import GpuReader
 from .logs import LogStore, RunLogs, tail_lines
@@ -86,25 +87,14 @@ class ExitInfo:
         }
 
 
-_SIGNAL_WORDS = {
-    "SIGSEGV": "segmentation fault",
-    "SIGABRT": "aborted",
-    "SIGBUS": "bus error",
-    "SIGFPE": "arithmetic error",
-    "SIGILL": "illegal instruction",
-    "SIGKILL": "not sent by the watchdog: likely the kernel's out-of-memory killer",
-}
-
-
 def describe_exit(returncode: int) -> tuple[int | None, str | None, str]:
-    """``-11`` → ``(None, "SIGSEGV", "killed by SIGSEGV (segmentation fault)")``."""
+    """``-11`` → ``(None, "SIGSEGV", "killed by SIGSEGV")``; ``1`` → ``(1, None, "exited …")``."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        words = _SIGNAL_WORDS.get(name)
-        return None, name, f"killed by {name}" + (f" ({words})" if words else "")
+        return None, name, f"killed by {name}"
     return returncode, None, f"exited with code {returncode}"
 
 
@@ -716,11 +706,20 @@ class Supervisor:
         uptime = run.uptime
         stable = run.stable
         tail = self._stderr_tail(run)
+        cause = crash_cause(msg.returncode, tail)
+        if cause:
+            words = f"{words}: {cause}"
         self._last_exit = ExitInfo(code, sig, words, utc_now_iso(), run.run_id, run.proc.pid)
         common = {"exit_code": code, "signal": sig, "uptime_s": round(uptime, 3)}
         self.events.write("exit", **self._ids(run), **common, reason=words, requested_by="watch")
         self.events.write(
-            "crash", **self._ids(run), **common, reason=words, ready=run.ready, last_stderr=tail
+            "crash",
+            **self._ids(run),
+            **common,
+            reason=words,
+            cause=cause,
+            ready=run.ready,
+            last_stderr=tail,
         )
         self._failure(run.name, f"crash: {words}", stable, tail, run)
         self._begin_teardown(run, "cleanup after crash", "watch", after_crash=True)
