@@ -106,6 +106,72 @@ def set_password(argv: list[str]) -> int:
     return 0
 
 
+def parse_autostart(argv: list[str], install: bool) -> argparse.Namespace:
+    verb = "install-autostart" if install else "uninstall-autostart"
+    p = argparse.ArgumentParser(
+        prog=f"app.py {verb}",
+        description="Start the watchdog at boot with a systemd unit (Restart=always), or an"
+        " /etc/rc.local entry on machines without systemd."
+        if install
+        else "Remove the systemd unit and the /etc/rc.local entry, whichever exist.",
+    )
+    p.add_argument("--root", type=Path, default=Path("/"), help="write under this prefix")
+    if install:
+        p.add_argument("--rc-local", action="store_true", help="an /etc/rc.local entry instead")
+        p.add_argument("--settings", type=Path, help="settings file the watchdog will use")
+        p.add_argument("--public-host", action="store_true", help="serve the page on 0.0.0.0")
+        p.add_argument("--port", type=int, help="port of the control page")
+        p.add_argument("--user", help="run as this user (systemd only)")
+    return p.parse_args(argv)
+
+
+def autostart(argv: list[str], install: bool) -> int:
+    from watchdog import autostart as boot
+
+    args = parse_autostart(argv, install)
+    root = args.root.absolute()
+    if not install:
+        removed = boot.uninstall(root)
+        for path in removed:
+            print(f"removed {path}")
+        print("nothing to remove" if not removed else "the watchdog no longer starts at boot")
+        return 0
+    try:
+        settings = settings_from(args.settings)
+        creds = load_credentials(settings.auth_path)
+    except (SettingsError, CredentialsError) as exc:
+        print(f"sd-watchdog: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    if args.public_host and creds is None:
+        print(
+            "sd-watchdog: a public page needs a password first:\n\n"
+            f"    {set_password_hint(args.settings)}\n",
+            file=sys.stderr,
+        )
+        return EXIT_NO_CREDENTIALS
+    source = args.settings.absolute() if args.settings else DEFAULT_SETTINGS
+    extra = ["--settings", str(source)] if source.exists() else []
+    extra += ["--public-host"] if args.public_host else []
+    extra += ["--port", str(args.port)] if args.port is not None else []
+    launch = boot.Launch(
+        python=Path(sys.executable),
+        app=HERE / "app.py",
+        args=tuple(extra),
+        workdir=HERE,
+        stop_timeout_s=max(settings.watch_for(n).stop_timeout_s for n in settings.names),
+        user=args.user,
+    )
+    if args.rc_local:
+        written = boot.install_rc_local(root, launch, settings.logs_dir / "watchdog.out")
+    else:
+        written = boot.install_systemd(root, launch)
+    for path in written:
+        print(f"wrote {path}")
+    if not args.rc_local and root == Path("/"):
+        print("start it now with: systemctl start sd-watchdog")
+    return 0
+
+
 def set_password_hint(settings_path: Path | None) -> str:
     # The exact command, runnable as printed (this interpreter, this checkout).
     cmd = [sys.executable, str(HERE / "app.py"), "set-password", "admin"]
@@ -118,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["set-password"]:
         return set_password(argv[1:])
+    if argv[:1] in (["install-autostart"], ["uninstall-autostart"]):
+        return autostart(argv[1:], install=argv[0] == "install-autostart")
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
