@@ -50,13 +50,13 @@ def last_exception(lines: Sequence[str]) -> str | None:
     return None
 
 
-def crash_cause(returncode: int, stderr_tail: Sequence[str]) -> str | None:
+def crash_cause(returncode: int | None, stderr_tail: Sequence[str]) -> str | None:
     """The most useful explanation, or None when nothing more than the code is known."""
     text = "\n".join(stderr_tail)
     for pattern, words in _PATTERNS:
         if pattern.search(text):
             return words
-    if returncode < 0:
+    if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -119,15 +120,21 @@ def _killpg(pgid: int, sig: int) -> None:
 class ManagedProcess:
     """One run of a framework: its leader, its tree, and a waiter for its exit."""
 
-    def __init__(self, run_id: str, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        pid: int,
+        popen: subprocess.Popen[bytes] | None = None,
+        started_at: float | None = None,
+    ) -> None:
         self.run_id = run_id
-        self.popen = popen
-        self.pid = popen.pid
-        self.pgid = popen.pid  # start_new_session: leader of its own group and session
-        self.started_at = time.time()
-        self.started_mono = time.monotonic()
+        self.popen = popen  # None for an adopted run: not our child
+        self.pid = pid
+        self.pgid = pid  # start_new_session: leader of its own group and session
+        self.started_at = started_at or time.time()
+        self.started_mono = time.monotonic() - (time.time() - self.started_at)
         info = _stat(self.pid) if _HAVE_PROC else None
-        self._start_ticks = info.start_ticks if info else 0
+        self.start_ticks = info.start_ticks if info else 0
         self._marker = f"{MARKER_ENV}={run_id}\0".encode()
         self.exited = threading.Event()
 
@@ -138,7 +145,7 @@ class ManagedProcess:
         run_id: str,
         stdout: BinaryIO,
         stderr: BinaryIO,
-        on_exit: Callable[[int], None],
+        on_exit: Callable[[int | None], None],
     ) -> ManagedProcess:
         """Start the framework; ``on_exit(returncode)`` is called from a waiter thread.
 
@@ -167,13 +174,39 @@ class ManagedProcess:
             raise SpawnError(f"not executable: {spec.command[0]}") from None
         except OSError as exc:
             raise SpawnError(f"cannot start {spec.command[0]}: {exc.strerror or exc}") from None
-        proc = cls(run_id, popen)
+        proc = cls(run_id, popen.pid, popen)
         threading.Thread(
             target=proc._wait, args=(on_exit,), name=f"waiter-{popen.pid}", daemon=True
         ).start()
         return proc
 
-    def _wait(self, on_exit: Callable[[int], None]) -> None:
+    @classmethod
+    def adopt(
+        cls,
+        run_id: str,
+        pid: int,
+        start_ticks: int,
+        started_at: float,
+        on_exit: Callable[[int | None], None],
+    ) -> ManagedProcess | None:
+        """Take over a run a previous watchdog started, if it is still that process.
+
+        None when the pid is gone, or now belongs to another process (its start time
+        or its run marker differ): a reused pid is never adopted.
+        """
+        info = _stat(pid)
+        if info is None or info.zombie or info.start_ticks != start_ticks:
+            return None
+        if not _has_marker(pid, f"{MARKER_ENV}={run_id}\0".encode()):
+            return None
+        proc = cls(run_id, pid, None, started_at)
+        threading.Thread(
+            target=proc._watch_foreign, args=(on_exit,), name=f"waiter-{pid}", daemon=True
+        ).start()
+        return proc
+
+    def _wait(self, on_exit: Callable[[int | None], None]) -> None:
+        assert self.popen is not None
         code = self.popen.wait()
         try:
             on_exit(code)
@@ -181,9 +214,37 @@ class ManagedProcess:
             # Set after on_exit, so whoever waits on it knows the exit is already posted.
             self.exited.set()
 
+    def _watch_foreign(self, on_exit: Callable[[int | None], None]) -> None:
+        """Exit of a process that is not our child: a pidfd wakes us at once (Linux 5.3+);
+        elsewhere, a check every 100 ms. Its exit code belongs to its real parent."""
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            fd = None
+        try:
+            if fd is not None:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                while not poller.poll(60_000):
+                    pass
+            else:
+                while self._alive_leader():
+                    time.sleep(0.1)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        try:
+            on_exit(None)
+        finally:
+            self.exited.set()
+
+    def _alive_leader(self) -> bool:
+        info = _stat(self.pid)
+        return info is not None and not info.zombie and info.start_ticks == self.start_ticks
+
     @property
     def returncode(self) -> int | None:
-        return self.popen.returncode
+        return self.popen.returncode if self.popen is not None else None
 
     # -- the tree ------------------------------------------------------------------
 
@@ -195,13 +256,13 @@ class ManagedProcess:
         for entry in os.listdir(_PROC):
             if entry.isdigit():
                 info = _stat(int(entry))
-                if info is not None and not info.zombie and info.start_ticks >= self._start_ticks:
+                if info is not None and not info.zombie and info.start_ticks >= self.start_ticks:
                     infos[int(entry)] = info
         me = os.getpid()
         holder = infos.get(self.pid)
         # If the leader's pid now belongs to a newer process, its group id may be that
         # stranger's too: trust only the marker then.
-        ids_ours = holder is None or holder.start_ticks == self._start_ticks
+        ids_ours = holder is None or holder.start_ticks == self.start_ticks
         members = {
             pid
             for pid, info in infos.items()

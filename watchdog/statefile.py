@@ -1,12 +1,14 @@
-"""What the watchdog must remember across its own restarts: the chosen framework.
+"""What the watchdog must remember across its own restarts.
 
-Written atomically (temp file + rename), so a crash mid-write leaves the old file.
-A missing or unreadable file means "no memory": the settings' default applies.
+The chosen framework (and whether it should run), and the run that is alive right
+now, so that a restarted watchdog adopts it instead of starting a second copy.
+Written atomically (temp file + rename): a crash mid-write leaves the old file. A
+missing or unreadable file means "no memory": the settings' default applies.
 
     >>> store = StateFile(Path("logs/state.json"))     # doctest: +SKIP
-    >>> store.save(Desired("comfyui", should_run=True))
+    >>> store.save(Desired("comfyui", should_run=True), run=None)
     >>> store.load()
-    Desired(framework='comfyui', should_run=True)
+    Remembered(desired=Desired(framework='comfyui', should_run=True), run=None)
 """
 
 from __future__ import annotations
@@ -26,16 +28,39 @@ class Desired:
     should_run: bool
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """A live run, as a later watchdog needs it to adopt it safely."""
+
+    framework: str
+    run_id: str
+    pid: int
+    start_ticks: int  # the kernel's start time of pid: tells a reused pid apart
+    started_at: float
+    command: str
+    stdout: str
+    stderr: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Remembered:
+    desired: Desired
+    run: RunRecord | None
+
+
 class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.error: str | None = None
 
-    def load(self) -> Desired | None:
+    def load(self) -> Remembered | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            desired = data["desired"]
-            return Desired(str(desired["framework"]), bool(desired["should_run"]))
+            d = data["desired"]
+            desired = Desired(str(d["framework"]), bool(d["should_run"]))
+            run = RunRecord(**data["run"]) if data.get("run") else None
+            return Remembered(desired, run)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -43,12 +68,13 @@ class StateFile:
             log.warning("%s", self.error)
             return None
 
-    def save(self, desired: Desired) -> None:
+    def save(self, desired: Desired, run: RunRecord | None) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
+        payload = {"version": 2, "desired": asdict(desired), "run": asdict(run) if run else None}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"version": 1, "desired": asdict(desired)}, fh)
+                json.dump(payload, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -40,7 +41,7 @@ from .presets import FrameworkSpec
 from .probes import Liveness, Prober, Ready, port_holder, port_in_use, url_port, wait_port_free
 from .process import KILL_WAIT_S, ManagedProcess, SpawnError, StopResult
 from .settings import Settings, WatchSettings
-from .statefile import Desired, StateFile
+from .statefile import Desired, RunRecord, StateFile
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ class ExitInfo:
         }
 
 
-def describe_exit(returncode: int) -> tuple[int | None, str | None, str]:
+def describe_exit(returncode: int | None) -> tuple[int | None, str | None, str]:
     """``-11`` → ``(None, "SIGSEGV", "killed by SIGSEGV")``; ``1`` → ``(1, None, "exited …")``."""
+    if returncode is None:
+        return None, None, "exited (status unknown: the run was adopted)"
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -174,7 +177,7 @@ class _Command:
 @dataclass(frozen=True)
 class _Exited:
     run_id: str
-    returncode: int
+    returncode: int | None  # None: an adopted run, whose exit status went to init
 
 
 @dataclass(frozen=True)
@@ -310,13 +313,14 @@ class Supervisor:
         if self._thread is not None:
             return self._status
         remembered = self.statefile.load()
-        if remembered and remembered.framework in self.settings.frameworks:
-            self._desired, self._should_run = remembered.framework, remembered.should_run
+        desired = remembered.desired if remembered else None
+        if desired and desired.framework in self.settings.frameworks:
+            self._desired, self._should_run = desired.framework, desired.should_run
         else:
-            if remembered:
+            if desired:
                 log.warning(
                     "remembered framework %r is no longer in the settings; using %r",
-                    remembered.framework,
+                    desired.framework,
                     self.settings.default_framework,
                 )
             self._desired, self._should_run = self.settings.default_framework, True
@@ -329,6 +333,8 @@ class Supervisor:
             should_run=self._should_run,
             watching=self.watching,
         )
+        if remembered and remembered.run and self.watching:
+            self._adopt(remembered.run)  # before the control thread: nothing else runs yet
         self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
         self._thread.start()
         reply: Future[Status] = Future()
@@ -486,7 +492,66 @@ class Supervisor:
             self._should_run = True
             self._restart_pending = self._run is not None
             self._spawn_by = cmd.requested_by
-        self.statefile.save(Desired(self._desired, self._should_run))
+        self._persist()
+
+    def _persist(self) -> None:
+        """The choice and the live run, for the next watchdog (see statefile)."""
+        run = self._run or (self._teardown.run if self._teardown else None)
+        record = None
+        if run is not None and not (self._teardown and self._teardown.exit_seen):
+            record = RunRecord(
+                framework=run.name,
+                run_id=run.run_id,
+                pid=run.proc.pid,
+                start_ticks=run.proc.start_ticks,
+                started_at=run.proc.started_at,
+                command=run.spec.command_line,
+                stdout=str(run.logs.stdout),
+                stderr=str(run.logs.stderr),
+                url=run.url,
+            )
+        self.statefile.save(Desired(self._desired, self._should_run), record)
+
+    def _adopt(self, record: RunRecord) -> None:
+        """Supervise a run that a previous watchdog started and left running."""
+        ids = {"framework": record.framework, "run_id": record.run_id, "pid": record.pid}
+        if record.framework not in self.settings.frameworks:
+            self.events.write("adopt_skipped", **ids, reason="framework no longer in settings")
+            return
+        proc = ManagedProcess.adopt(
+            record.run_id,
+            record.pid,
+            record.start_ticks,
+            record.started_at,
+            on_exit=lambda rc: self._inbox.put(_Exited(record.run_id, rc)),
+        )
+        if proc is None:
+            self.events.write(
+                "adopt_skipped",
+                **ids,
+                reason="that run is gone (its pid is free or belongs to another process)",
+            )
+            return
+        spec = self.settings.framework(record.framework)
+        watch = self.settings.watch_for(record.framework)
+        run_logs = RunLogs(record.run_id, Path(record.stdout), Path(record.stderr))
+        prober = Prober(
+            record.run_id,
+            spec,
+            watch.health_interval_s,
+            watch.health_timeout_s,
+            [run_logs.stdout, run_logs.stderr],
+            self._inbox.put,
+        )
+        run = _Run(record.framework, spec, watch, proc, run_logs, prober, url=record.url)
+        self._run = run
+        self._last_logs = run_logs
+        self._last_run_id = record.run_id
+        self._desired = record.framework
+        self._should_run = True
+        self.logs.set_live(run_logs)
+        self.events.write("adopt", **ids, requested_by="boot", uptime_s=round(run.uptime, 1))
+        prober.start()
 
     def _fresh_start(self) -> None:
         """A person's command: forget failures, leave FATAL/BACKOFF."""
@@ -502,6 +567,7 @@ class Supervisor:
         self._closing = msg
         run = self._run
         if msg.leave_running and run is not None:
+            self._persist()  # the next watchdog adopts it
             run.prober.stop()
             self.logs.set_live(None)
             self.events.write(
@@ -617,6 +683,7 @@ class Supervisor:
         self._run = run
         self._last_logs = run_logs
         self.logs.set_live(run_logs)
+        self._persist()
         self.events.write(
             "spawn",
             **self._ids(run),
@@ -637,8 +704,9 @@ class Supervisor:
             return
         run.ready = True
         run.ready_mono = time.monotonic()
-        if msg.url:
+        if msg.url and msg.url != run.url:
             run.url = msg.url
+            self._persist()
         self.events.write(
             "ready",
             **self._ids(run),
@@ -723,6 +791,7 @@ class Supervisor:
         )
         self._failure(run.name, f"crash: {words}", stable, tail, run)
         self._begin_teardown(run, "cleanup after crash", "watch", after_crash=True)
+        self._persist()
 
     def _failure(
         self,
@@ -874,6 +943,7 @@ class Supervisor:
             return
         self._teardown = None
         self.logs.set_live(None)
+        self._persist()
         r = msg.result
         # After the usual crash nothing was left to clean, and that is no news.
         if not td.after_crash or r.swept or r.forced or r.remaining or r.signal:
