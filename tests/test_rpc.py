@@ -37,7 +37,8 @@ def test_status_and_frameworks(client, web):
     names = [f["name"] for f in client.predict(api_name="/frameworks")]
     assert names == ["a", "b"]
     first = client.predict(api_name="/frameworks")[0]
-    assert set(first) == {"name", "preset", "url", "command"} and first["preset"] == "demo"
+    assert set(first) == {"name", "preset", "url", "command", "installed", "missing"}
+    assert first["preset"] == "demo" and first["installed"] is True and first["missing"] is None
 
 
 def test_switch_then_watch_status_then_read_new_logs(client, web):

@@ -17,7 +17,7 @@ import requests
 from conftest import STATUS_KEYS, demo, events, free_port, pid_alive, running, wait_event
 
 from watchdog.logs import tail_lines
-from watchdog.supervisor import State, UnknownFramework
+from watchdog.supervisor import NotInstalled, State, UnknownFramework
 
 
 def ts(event: dict) -> float:
@@ -353,9 +353,10 @@ def test_missing_command_fails_clearly_and_goes_fatal(make_settings, supervise, 
     failed = events(sup, "spawn_failed")
     assert len(failed) == 3 and "command not found: /nonexistent/webui.sh" in failed[0]["reason"]
     assert "command not found" in status.reason
-    sup.switch("nodir")
-    sup.wait_for(lambda s: s.state is State.FATAL and s.framework == "nodir", timeout=10)
-    assert "does not exist" in events(sup, "spawn_failed")[-1]["reason"]
+    # A person asking for a framework that is not there is told at once, nothing tried.
+    with pytest.raises(NotInstalled, match=r"nodir is not installed: .*missing does not exist"):
+        sup.switch("nodir")
+    assert sup.status().framework == "ghost" and len(events(sup, "spawn_failed")) == 3
 
 
 def test_port_taken_by_stranger_is_reported(make_settings, supervise):

@@ -12,8 +12,10 @@ merging is a :class:`FrameworkSpec`, the immutable description the supervisor ru
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -47,28 +49,29 @@ PRESETS: Mapping[str, Preset] = {
         ready_pattern=_GRADIO_READY,
     ),
     "automatic1111": Preset(
-        command="./webui.sh --listen --port {port} --api",
+        # -f: webui.sh refuses to run as root (cloud VMs) without it; harmless otherwise.
+        command="./webui.sh -f --listen --port {port} --api",
         port=7860,
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
         cwd="~/stable-diffusion-webui",
     ),
     "forge": Preset(
-        command="./webui.sh --listen --port {port} --api",
+        command="./webui.sh -f --listen --port {port} --api",
         port=7860,
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
         cwd="~/stable-diffusion-webui-forge",
     ),
     "comfyui": Preset(
-        command="{python} main.py --listen 0.0.0.0 --port {port}",
+        command="{venv}python3 main.py --listen 0.0.0.0 --port {port}",
         port=8188,
         health_path="/system_stats",
         ready_pattern=r"To see the GUI go to:\s+(?P<url>https?://[^\s/]+)",
         cwd="~/ComfyUI",
     ),
     "invokeai": Preset(
-        command="invokeai-web --root .",
+        command="{venv}invokeai-web --root .",
         port=9090,
         health_path="/api/v1/app/version",
         ready_pattern=r"Invoke running on\s+(?P<url>https?://[^\s/]+)",
@@ -82,7 +85,7 @@ PRESETS: Mapping[str, Preset] = {
         cwd="~/automatic",
     ),
     "fooocus": Preset(
-        command="{python} launch.py --listen --port {port}",
+        command="{venv}python3 launch.py --listen --port {port}",
         port=7865,
         health_path="/",
         ready_pattern=r"App started successful\. Use the app with\s+(?P<url>https?://[^\s/]+)",
@@ -129,6 +132,21 @@ class FrameworkSpec:
         """The command as a user would type it (env values are never part of it)."""
         return shlex.join(self.command)
 
+    def missing(self) -> str | None:
+        """Why this framework cannot start here ("not installed"), or None if it can."""
+        if self.cwd is not None and not self.cwd.is_dir():
+            return f"not installed: {self.cwd} does not exist"
+        exe = self.command[0] if self.command else ""
+        if "/" in exe:
+            path = Path(exe) if Path(exe).is_absolute() else (self.cwd or Path.cwd()) / exe
+            if not path.is_file():
+                return f"not installed: {path} does not exist"
+            if not os.access(path, os.X_OK):
+                return f"not executable: {path}"
+        elif not shutil.which(exe, path=self.env.get("PATH")):
+            return f"not installed: {exe} is not on PATH"
+        return None
+
 
 def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/")
@@ -145,6 +163,14 @@ def parse_signal(name: str) -> signal.Signals:
         return signal.Signals[text]
     except KeyError:
         raise ValueError(f"unknown signal {name!r}") from None
+
+
+def _venv_bin(cwd: Path | None) -> str:
+    """``venv/bin/`` or ``.venv/bin/`` of the framework's folder if it has one, else ""."""
+    for name in ("venv", ".venv"):
+        if cwd is not None and (cwd / name / "bin").is_dir():
+            return f"{name}/bin/"
+    return ""
 
 
 def _fill(part: str, values: Mapping[str, str]) -> str:
@@ -169,21 +195,21 @@ def resolve_framework(
     preset = PRESETS[entry.preset] if entry.preset else None
     port = entry.port if entry.port is not None else (preset.port if preset else None)
     template = entry.command if entry.command is not None else (preset.command if preset else "")
-    values = {
-        "{python}": sys.executable,
-        "{demo_app}": str(DEMO_APP),
-        "{port}": "" if port is None else str(port),
-    }
-    command = [_fill(part, values) for part in _split(template)]
-    if entry.args:
-        command += _split(entry.args)
-
     cwd_text = entry.cwd if entry.cwd is not None else (preset.cwd if preset else None)
     cwd = None
     if cwd_text:
         cwd = Path(cwd_text).expanduser()
         if not cwd.is_absolute():
             cwd = (base_dir or Path.cwd()) / cwd
+    values = {
+        "{python}": sys.executable,
+        "{demo_app}": str(DEMO_APP),
+        "{port}": "" if port is None else str(port),
+        "{venv}": _venv_bin(cwd),
+    }
+    command = [_fill(part, values) for part in _split(template)]
+    if entry.args:
+        command += _split(entry.args)
 
     url = entry.url
     if url is None and port:

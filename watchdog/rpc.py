@@ -18,7 +18,7 @@ import gradio as gr
 
 from .logs import STREAMS, tail_text
 from .service import Service
-from .supervisor import UnknownFramework, WatchDisabled
+from .supervisor import NotInstalled, UnknownFramework, WatchDisabled
 
 MAX_LINES = 10_000
 MAX_EVENTS = 1_000
@@ -58,7 +58,7 @@ class Rpc:
     def _act(self, fn: Any, *args: Any) -> dict[str, Any]:
         try:
             return fn(*args, requested_by=self.by).to_dict()
-        except (UnknownFramework, WatchDisabled, RuntimeError, TimeoutError) as exc:
+        except (UnknownFramework, NotInstalled, WatchDisabled, RuntimeError, TimeoutError) as exc:
             raise gr.Error(str(exc)) from None
 
     def status(self) -> dict[str, Any]:
@@ -70,8 +70,16 @@ class Rpc:
         out = []
         for name in self.sup.settings.frameworks:
             spec = self.sup.settings.framework(name)
+            missing = spec.missing()
             out.append(
-                {"name": name, "preset": spec.preset, "url": spec.url, "command": spec.command_line}
+                {
+                    "name": name,
+                    "preset": spec.preset,
+                    "url": spec.url,
+                    "command": spec.command_line,
+                    "installed": missing is None,
+                    "missing": missing,
+                }
             )
         return out
 

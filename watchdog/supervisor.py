@@ -64,6 +64,10 @@ class UnknownFramework(ValueError):
     """A framework name that is not in the settings."""
 
 
+class NotInstalled(ValueError):
+    """A framework whose folder or program is missing on this machine."""
+
+
 class WatchDisabled(RuntimeError):
     """A start/stop/switch asked of a watchdog run with ``--no-watch``."""
 
@@ -398,6 +402,10 @@ class Supervisor:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
             raise UnknownFramework(f"unknown framework {name!r} (known: {known})")
+        if name is not None:
+            missing = self.settings.framework(name).missing()
+            if missing:
+                raise NotInstalled(f"{name} is {missing}")
         if not self.watching:
             raise WatchDisabled("this watchdog runs with --no-watch: it never starts or stops")
         if self._thread is None or self._stopped.is_set():
@@ -712,10 +720,14 @@ class Supervisor:
             **self._ids(run),
             via=msg.via,
             url=run.url,
-            configured_url=run.spec.url if run.spec.url != run.url else None,
             startup_s=round(run.uptime, 3),
             line=msg.line,
         )
+        if run.spec.url and run.url != run.spec.url:
+            # Gradio and InvokeAI move to the next free port: the ready line is the truth.
+            self.events.write(
+                "url_changed", **self._ids(run), configured=run.spec.url, actual=run.url
+            )
 
     def _on_liveness(self, msg: Liveness) -> None:
         run = self._run

@@ -1,0 +1,73 @@
+"""Real frameworks: shipped entries, "not installed", venv detection, port drift."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import ROOT, demo, events, free_port, running, wait_event
+
+from watchdog.settings import load_settings
+from watchdog.supervisor import NotInstalled
+
+
+def test_shipped_entries_say_not_installed_with_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty home: nothing is installed
+    settings = load_settings(ROOT / "settings.json")
+    expected = {
+        "a1111": "stable-diffusion-webui",
+        "forge": "stable-diffusion-webui-forge",
+        "comfyui": "ComfyUI",
+        "invokeai": "invokeai",
+        "sdnext": "automatic",
+        "fooocus": "Fooocus",
+    }
+    for name, folder in expected.items():
+        assert settings.framework(name).missing() == (
+            f"not installed: {tmp_path / folder} does not exist"
+        )
+    assert settings.framework("demo").missing() is None
+
+
+def test_starting_a_missing_framework_says_so_and_changes_nothing(
+    make_settings, supervise, tmp_path
+):
+    sup = supervise(
+        make_settings(
+            frameworks={
+                "demo": demo(),
+                "comfy": {"preset": "comfyui", "cwd": str(tmp_path / "ComfyUI")},
+            }
+        )
+    )
+    before = sup.wait_for(running, timeout=10)
+    with pytest.raises(NotInstalled, match=r"comfy is not installed: .*ComfyUI does not exist"):
+        sup.switch("comfy")
+    assert sup.status().seq == before.seq and sup.status().pid == before.pid
+
+
+def test_venv_of_the_framework_folder_is_used(tmp_path):
+    (tmp_path / "ComfyUI" / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "Fooocus").mkdir()
+    settings_file = tmp_path / "s.json"
+    settings_file.write_text(
+        '{"frameworks": {"c": {"preset": "comfyui", "cwd": "ComfyUI"},'
+        ' "f": {"preset": "fooocus", "cwd": "Fooocus"}}, "default_framework": "c"}'
+    )
+    settings = load_settings(settings_file)
+    assert settings.framework("c").command[0] == "venv/bin/python3"
+    assert settings.framework("f").command[0] == "python3"
+    assert "venv/bin/python3 does not exist" in settings.framework("c").missing()
+
+
+def test_port_drift_follows_the_ready_line(make_settings, supervise):
+    configured = free_port()
+    # Like Gradio finding its port taken: it serves elsewhere and says so.
+    sup = supervise(make_settings(frameworks={"drift": demo(configured, "--port", "0")}))
+    status = sup.wait_for(running, timeout=10)
+    assert status.url != f"http://127.0.0.1:{configured}"
+    changed = wait_event(sup, "url_changed", 2)[-1]
+    assert changed["configured"] == f"http://127.0.0.1:{configured}"
+    assert changed["actual"] == status.url
+    time.sleep(1.0)  # several liveness probes, all on the real port
+    assert sup.status().healthy and not events(sup, "unhealthy")
