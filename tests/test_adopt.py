@@ -12,6 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT, demo, events, pid_alive, running, wait_event
 
+from watchdog.presets import DEMO_APP
 from watchdog.process import _stat
 
 
@@ -41,7 +42,7 @@ def demo_servers() -> list[int]:
                 cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"demo_app.py" in cmd and pid_alive(int(entry)):
+            if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
                 out.append(int(entry))
     return out
 

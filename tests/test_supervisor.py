@@ -17,6 +17,7 @@ import requests
 from conftest import STATUS_KEYS, demo, events, free_port, pid_alive, running, wait_event
 
 from watchdog.logs import tail_lines
+from watchdog.presets import DEMO_APP
 from watchdog.supervisor import NotInstalled, State, UnknownFramework
 
 
@@ -225,7 +226,7 @@ def test_concurrent_commands_are_serialized(make_settings, supervise):
                         cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
                     except OSError:
                         continue
-                    if b"demo_app.py" in cmd and pid_alive(int(entry)):
+                    if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
                         n += 1
             alive_max = max(alive_max, n)
             time.sleep(0.005)

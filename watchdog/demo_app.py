@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crash-signal", help="die by this signal instead (SIGSEGV, SIGABRT…)")
     p.add_argument(
         "--crash-with",
-        choices=("traceback", "cuda-oom", "port-in-use"),
+        choices=("traceback", "cuda-oom", "port-in-use", "restart-request"),
         default="traceback",
         help="what --crash-after prints to stderr first",
     )
@@ -49,32 +49,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spam-stream", choices=("stdout", "stderr", "both"), default="stdout")
     p.add_argument("--spam-line-bytes", type=int, default=100)
     p.add_argument("--busy-for", type=float, default=0.0, help="a 'generation' of N s")
+    p.add_argument("--busy-frozen", action="store_true", help="its progress never moves")
+    p.add_argument("--slow-ping", type=float, default=0.0, help="health answers late when busy")
+    p.add_argument(
+        "--impersonate",
+        choices=tuple(READY_LINES),
+        default="automatic1111",
+        help="that framework's ready line and endpoints",
+    )
     p.add_argument("--progress-bars", action="store_true", help="tqdm-style \\r bars on stderr")
     p.add_argument("--grow-rss-mb-per-s", type=float, default=0.0, help="leak memory")
     p.add_argument("--pid-file", help="write the server's pid here once ready")
     return p.parse_args(argv)
 
 
+# What each framework answers where the watchdog looks (see shared/frameworks.md).
+READY_LINES = {
+    "automatic1111": "Running on local URL:  {url}",
+    "comfyui": "To see the GUI go to: {url}",
+    "invokeai": "Invoke running on {url} (Press CTRL+C to quit)",
+    "sdnext": "Local URL: {url}/",
+    "fooocus": "App started successful. Use the app with {url}/ or {hostport}",
+}
+
+
 class DemoState:
-    """What the HTTP handlers report; written by the timeline thread."""
+    """One job at most: started by --busy-for at ready, or by POST /sdapi/v1/txt2img."""
 
-    def __init__(self, busy_for: float) -> None:
+    def __init__(self, busy_for: float, frozen: bool = False, slow_ping: float = 0.0) -> None:
         self.hung = threading.Event()
+        self.lock = threading.Lock()
         self.ready_at = time.monotonic()
-        self.busy_for = busy_for
+        self.job_start = time.monotonic()
+        self.job_len = busy_for
+        self.frozen = frozen  # busy, but the step never moves (stuck after CUDA OOM)
+        self.slow_ping = slow_ping  # health answers this slowly while busy
         self.steps = 20
+        self.job_no = 0
 
-    def progress(self) -> dict[str, object]:
-        elapsed = time.monotonic() - self.ready_at
-        busy = elapsed < self.busy_for
-        frac = min(1.0, elapsed / self.busy_for) if busy else 0.0
+    def start_job(self, seconds: float) -> None:
+        with self.lock:
+            self.job_start, self.job_len = time.monotonic(), seconds
+            self.job_no += 1
+
+    def interrupt(self) -> None:
+        with self.lock:
+            self.job_len = 0.0
+        print("demo: interrupted by the interrupt endpoint", flush=True)
+
+    def job(self) -> tuple[bool, float, int]:
+        """(busy, fraction done, step)."""
+        with self.lock:
+            elapsed = time.monotonic() - self.job_start
+            busy = elapsed < self.job_len
+            frac = 0.0 if not busy else (0.05 if self.frozen else elapsed / self.job_len)
+        return busy, round(min(frac, 1.0), 3), int(min(frac, 1.0) * self.steps)
+
+    def a1111_progress(self) -> dict[str, object]:
+        busy, frac, step = self.job()
         return {
-            "progress": round(frac, 3),
-            "eta_relative": round(self.busy_for - elapsed, 2) if busy else 0.0,
+            "progress": frac if busy else 0.0,
+            "eta_relative": 0.0,
             "state": {
                 "job_count": 1 if busy else 0,
                 "job": "txt2img" if busy else "",
-                "sampling_step": int(frac * self.steps) if busy else 0,
+                "job_no": self.job_no,
+                "sampling_step": step if busy else 0,
                 "sampling_steps": self.steps,
                 "interrupted": False,
             },
@@ -82,8 +122,65 @@ class DemoState:
             "textinfo": None,
         }
 
+    def comfyui_queue(self) -> dict[str, object]:
+        busy, _, _ = self.job()
+        running = [[self.job_no, f"prompt-{self.job_no}", {}, {}, []]] if busy else []
+        return {"queue_running": running, "queue_pending": []}
 
-def make_handler(state: DemoState) -> type[BaseHTTPRequestHandler]:
+    def invokeai_status(self) -> dict[str, object]:
+        busy, _, step = self.job()
+        return {
+            "queue": {
+                "queue_id": "default",
+                "item_id": self.job_no if busy else None,
+                "pending": 0,
+                "in_progress": 1 if busy else 0,
+                "completed": self.job_no - (1 if busy else 0) + step * 0,
+                "failed": 0,
+                "canceled": 0,
+                "total": self.job_no,
+            },
+            "processor": {"is_started": True, "is_processing": busy},
+        }
+
+    def sdnext_status(self) -> dict[str, object]:
+        busy, frac, step = self.job()
+        return {
+            "status": "running" if busy else "idle",
+            "task": "txt2img" if busy else "",
+            "step": step,
+            "steps": self.steps,
+            "progress": frac,
+        }
+
+
+def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]:
+    routes_get = {
+        "/internal/ping": lambda: {},
+        "/sdapi/v1/progress": state.a1111_progress,
+        "/sdapi/v1/version": lambda: {"app": "sd-watchdog-demo"},
+        "/system_stats": lambda: {
+            "system": {"os": "posix", "python_version": sys.version},
+            "devices": [],
+        },
+        "/queue": state.comfyui_queue,
+        "/api/v1/app/version": lambda: {"version": "6.14.2"},
+        "/api/v1/queue/default/status": state.invokeai_status,
+        "/sdapi/v1/status": state.sdnext_status,
+    }
+    interrupts = {
+        ("POST", "/sdapi/v1/interrupt"),
+        ("POST", "/interrupt"),
+        ("PUT", "/api/v1/queue/default/clear"),
+    }
+    health = {
+        "automatic1111": "/internal/ping",
+        "comfyui": "/system_stats",
+        "invokeai": "/api/v1/app/version",
+        "sdnext": "/sdapi/v1/version",
+        "fooocus": "/",
+    }[persona]
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "sd-watchdog-demo/1"
 
@@ -91,15 +188,30 @@ def make_handler(state: DemoState) -> type[BaseHTTPRequestHandler]:
             if state.hung.is_set():
                 threading.Event().wait()  # a hung framework: connection open, no answer
             path = self.path.split("?", 1)[0]
-            if path == "/internal/ping":
-                self._send(200, {})
-            elif path == "/sdapi/v1/progress":
-                self._send(200, state.progress())
-            elif path == "/sdapi/v1/version":
-                self._send(200, {"app": "sd-watchdog-demo"})
+            if path == health and state.slow_ping and state.job()[0]:
+                time.sleep(state.slow_ping)  # a busy server answers its health check late
+            if path in routes_get:
+                self._send(200, routes_get[path]())
             elif path == "/":
                 body = b"<html><body><h1>sd-watchdog demo framework</h1></body></html>"
                 self._raw(200, body, "text/html")
+            else:
+                self._send(404, {"detail": "Not Found"})
+
+        def do_POST(self) -> None:
+            self._action("POST")
+
+        def do_PUT(self) -> None:
+            self._action("PUT")
+
+        def _action(self, method: str) -> None:
+            path = self.path.split("?", 1)[0]
+            if (method, path) in interrupts:
+                state.interrupt()
+                self._send(200, {})
+            elif (method, path) == ("POST", "/sdapi/v1/txt2img"):
+                state.start_job(5.0)
+                self._send(200, {"images": []})
             else:
                 self._send(404, {"detail": "Not Found"})
 
@@ -154,8 +266,8 @@ def spam(rate: float, stream: str, line_bytes: int, stop: threading.Event) -> No
 
 def progress_bars(state: DemoState, stop: threading.Event) -> None:
     while not stop.wait(0.1):
-        if state.progress()["state"]["job_count"]:  # type: ignore[index]
-            step = int(state.progress()["state"]["sampling_step"])  # type: ignore[index]
+        busy, _, step = state.job()
+        if busy and not state.frozen:
             bar = "#" * step + " " * (state.steps - step)
             sys.stderr.write(f"\r\x1b[32m{step * 5:3d}%\x1b[0m|{bar}| {step}/{state.steps}")
             sys.stderr.flush()
@@ -172,6 +284,7 @@ CRASH_TEXT = {
     " total capacity of 23.65 GiB of which 1.06 GiB is free.",
     "port-in-use": "ERROR:    [Errno 98] error while attempting to bind on address"
     " ('127.0.0.1', 7860): address already in use",
+    "restart-request": "Restarting UI...",
 }
 
 
@@ -199,6 +312,10 @@ def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) 
             stop.set()  # no more log output either
         else:
             print(CRASH_TEXT[args.crash_with], file=sys.stderr, flush=True)
+            if args.crash_with == "restart-request":  # A1111's "Apply and restart UI"
+                os.makedirs("tmp", exist_ok=True)
+                open("tmp/restart", "w").close()
+                os._exit(0)
             if args.crash_signal:
                 sig = args.crash_signal.upper()
                 sig = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]
@@ -225,14 +342,16 @@ def serve(args: argparse.Namespace) -> int:
     print(f"demo: pid {os.getpid()} loading model weights…", flush=True)
     if args.startup_delay > 0:
         time.sleep(args.startup_delay)
-    handler_state = DemoState(args.busy_for)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(handler_state))
+    handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)
+    server = ThreadingHTTPServer(
+        (args.host, args.port), make_handler(handler_state, args.impersonate)
+    )
     server.daemon_threads = True
     port = server.server_address[1]
     if args.escape:
         spawn_escapee()
     stop = threading.Event()
-    handler_state.ready_at = time.monotonic()
+    handler_state.ready_at = handler_state.job_start = time.monotonic()
     threading.Thread(target=timeline, args=(args, handler_state, stop), daemon=True).start()
     if args.spam_rate > 0:
         spam_args = (args.spam_rate, args.spam_stream, args.spam_line_bytes, stop)
@@ -245,7 +364,9 @@ def serve(args: argparse.Namespace) -> int:
         with open(args.pid_file, "w") as fh:
             fh.write(str(os.getpid()))
     if not args.no_ready_line:
-        print(f"Running on local URL:  http://{args.host}:{port}", flush=True)
+        url = f"http://{args.host}:{port}"
+        line = READY_LINES[args.impersonate].format(url=url, hostport=f"{args.host}:{port}")
+        print(line, flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

@@ -39,6 +39,19 @@ class Preset:
     ready_pattern: str | None
     cwd: str | None = None
     stop_signal: str = "SIGTERM"
+    busy_path: str | None = None  # reports whether a generation runs …
+    busy_kind: str | None = None  # … read by busy.PARSERS[busy_kind]
+    interrupt: tuple[str, str] | None = None  # (method, path) that stops the current job
+    # A file the framework writes before exiting to ask for a relaunch (A1111's
+    # "Apply and restart UI"): that exit is a request, not a crash.
+    restart_file: str | None = None
+
+
+_A1111_BUSY = {
+    "busy_path": "/sdapi/v1/progress?skip_current_image=true",
+    "busy_kind": "automatic1111",
+    "interrupt": ("POST", "/sdapi/v1/interrupt"),
+}
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -47,6 +60,7 @@ PRESETS: Mapping[str, Preset] = {
         port=7860,
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
+        **_A1111_BUSY,
     ),
     "automatic1111": Preset(
         # -f: webui.sh refuses to run as root (cloud VMs) without it; harmless otherwise.
@@ -55,6 +69,8 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
         cwd="~/stable-diffusion-webui",
+        restart_file="tmp/restart",
+        **_A1111_BUSY,
     ),
     "forge": Preset(
         command="./webui.sh -f --listen --port {port} --api",
@@ -62,6 +78,8 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
         cwd="~/stable-diffusion-webui-forge",
+        restart_file="tmp/restart",
+        **_A1111_BUSY,
     ),
     "comfyui": Preset(
         command="{venv}python3 main.py --listen 0.0.0.0 --port {port}",
@@ -69,6 +87,9 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/system_stats",
         ready_pattern=r"To see the GUI go to:\s+(?P<url>https?://[^\s/]+)",
         cwd="~/ComfyUI",
+        busy_path="/queue",
+        busy_kind="comfyui",
+        interrupt=("POST", "/interrupt"),
     ),
     "invokeai": Preset(
         command="{venv}invokeai-web --root .",
@@ -76,6 +97,9 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/api/v1/app/version",
         ready_pattern=r"Invoke running on\s+(?P<url>https?://[^\s/]+)",
         cwd="~/invokeai",
+        busy_path="/api/v1/queue/default/status",
+        busy_kind="invokeai",
+        interrupt=("PUT", "/api/v1/queue/default/clear"),
     ),
     "sdnext": Preset(
         command="./webui.sh --listen --port {port} --quick",
@@ -83,6 +107,9 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/sdapi/v1/version",
         ready_pattern=r"Local URL:\s+(?P<url>https?://[^\s/]+)",
         cwd="~/automatic",
+        busy_path="/sdapi/v1/status",
+        busy_kind="sdnext",
+        interrupt=("POST", "/sdapi/v1/interrupt"),
     ),
     "fooocus": Preset(
         command="{venv}python3 launch.py --listen --port {port}",
@@ -98,6 +125,7 @@ class FrameworkEntryLike(Protocol):
     """The fields of a settings entry that resolution reads (see ``settings.FrameworkEntry``)."""
 
     preset: str | None
+    busy_path: str | None
     command: str | list[str] | None
     args: str | list[str] | None
     cwd: str | None
@@ -122,6 +150,10 @@ class FrameworkSpec:
     health_path: str
     ready_pattern: re.Pattern[str] | None
     stop_signal: signal.Signals
+    busy_path: str | None = None
+    busy_kind: str | None = None
+    interrupt: tuple[str, str] | None = None
+    restart_file: Path | None = None
 
     @property
     def health_url(self) -> str | None:
@@ -221,6 +253,10 @@ def resolve_framework(
         else (preset.ready_pattern if preset else None)
     )
     stop = entry.stop_signal or (preset.stop_signal if preset else "SIGTERM")
+    busy_path = (
+        entry.busy_path if entry.busy_path is not None else (preset.busy_path if preset else None)
+    )
+    restart = preset.restart_file if preset and preset.restart_file else None
     return FrameworkSpec(
         name=name,
         preset=entry.preset,
@@ -231,4 +267,8 @@ def resolve_framework(
         health_path=health_path,
         ready_pattern=re.compile(pattern) if pattern else None,
         stop_signal=parse_signal(stop),
+        busy_path=busy_path or None,  # "" in the settings turns it off
+        busy_kind=preset.busy_kind if preset and busy_path else None,
+        interrupt=preset.interrupt if preset else None,
+        restart_file=(cwd or Path.cwd()) / restart if restart else None,
     )

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 import requests
 
+from .busy import Busy, parse_busy
 from .logs import strip_ansi
 from .presets import FrameworkSpec, join_url
 
@@ -188,6 +189,7 @@ class Ready:
 class Liveness:
     run_id: str
     result: ProbeResult
+    busy: Busy | None = None  # None: no busy endpoint, or it did not answer
 
 
 class Prober(threading.Thread):
@@ -220,13 +222,23 @@ class Prober(threading.Thread):
         if url is None:
             return
         health = join_url(url, self.spec.health_path)
+        busy_url = join_url(url, self.spec.busy_path) if self.spec.busy_path else None
         next_at = time.monotonic() + self.interval
         while not self._halt.wait(max(0.0, next_at - time.monotonic())):
             next_at = time.monotonic() + self.interval
             result = http_probe(health, self.timeout, self._session)
+            busy = self._busy(busy_url) if busy_url else None
             if self._halt.is_set():
                 return
-            self.report(Liveness(self.run_id, result))
+            self.report(Liveness(self.run_id, result, busy))
+
+    def _busy(self, url: str) -> Busy | None:
+        try:
+            resp = self._session.get(url, timeout=(self.timeout, self.timeout))
+            resp.raise_for_status()
+            return parse_busy(self.spec.busy_kind or "automatic1111", resp.json())
+        except (requests.RequestException, ValueError):
+            return None
 
     def _wait_ready(self) -> str | None:
         pattern = self.spec.ready_pattern

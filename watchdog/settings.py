@@ -60,6 +60,10 @@ class WatchSettings(_Strict):
     vram_timeout_action: Literal["start", "fatal"] = "start"
     # With max_rss_mb set on a framework: RSS above it this long restarts it.
     rss_limit_s: float = Field(60, ge=0)
+    # Busy with no progress (no step change, no log output) this long is a hang.
+    stall_timeout_s: float = Field(900, gt=0)
+    # Restarts the watchdog decides itself (RAM limit) wait this long for a job to end.
+    busy_wait_max_s: float = Field(600, ge=0)
 
 
 # Per-framework overrides of every watch key, all optional. Derived from WatchSettings
@@ -91,6 +95,8 @@ class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
     health_path: str | None = None
     ready_pattern: str | None = None
     stop_signal: str | None = None
+    # GET path answering whether a generation runs (the preset's; "" turns it off).
+    busy_path: str | None = None
     # Restart when the framework's tree uses more RAM than this for rss_limit_s (leaks).
     max_rss_mb: float | None = Field(None, gt=0)
 

@@ -32,13 +32,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from . import __version__
+from .busy import Busy
 from .causes import crash_cause
 from .events import EventLog, utc_now_iso
 from .gpu import GpuReader
 from .logs import LogStore, RunLogs, tail_lines
-from .presets import FrameworkSpec
-from .probes import Liveness, Prober, Ready, port_holder, port_in_use, url_port, wait_port_free
+from .presets import FrameworkSpec, join_url
+from .probes import (
+    Liveness,
+    Prober,
+    Ready,
+    port_holder,
+    port_in_use,
+    probe_session,
+    url_port,
+    wait_port_free,
+)
 from .process import KILL_WAIT_S, ManagedProcess, SpawnError, StopResult
 from .settings import Settings, WatchSettings
 from .statefile import Desired, RunRecord, StateFile
@@ -66,6 +78,10 @@ class UnknownFramework(ValueError):
 
 class NotInstalled(ValueError):
     """A framework whose folder or program is missing on this machine."""
+
+
+class BusyRefused(RuntimeError):
+    """A person's stop/restart/switch while a generation runs, without force."""
 
 
 class WatchDisabled(RuntimeError):
@@ -130,6 +146,8 @@ class Status:
     backoff_until: float | None
     startup_timeout_s: float
     probe_failures: int
+    busy: bool
+    busy_detail: str | None
     seq: int
     errors: tuple[str, ...]
     # The current run's files, or the last run's once it ended (not part of to_dict).
@@ -163,6 +181,8 @@ class Status:
             ),
             "startup_timeout_s": self.startup_timeout_s,
             "probe_failures": self.probe_failures,
+            "busy": self.busy,
+            "busy_detail": self.busy_detail,
             "errors": list(self.errors),
         }
 
@@ -176,6 +196,7 @@ class _Command:
     name: str | None
     requested_by: str
     reply: Future[Status]
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +255,9 @@ class _Run:
     rss_over_since: float | None = None
     probe_failures: int = 0
     last_probe: str = ""
+    busy: Busy | None = None
+    progress_mono: float = field(default_factory=time.monotonic)  # last sign of life
+    progress_mark: tuple[str, int] = ("", -1)  # busy fingerprint, bytes of output
 
     @property
     def run_id(self) -> str:
@@ -262,6 +286,7 @@ class _Teardown:
     requested_by: str
     after_crash: bool  # the leader is already dead; this only clears leftovers
     exit_seen: bool = False
+    interrupt: bool = False  # call the framework's interrupt endpoint before stopping
 
 
 class Supervisor:
@@ -307,6 +332,7 @@ class Supervisor:
         self._seq = 0
         self._last_run_id = ""
         self._last_logs: RunLogs | None = None
+        self._interrupt_next = False
         self._closing: _Shutdown | None = None
         self._status = self._snapshot()
 
@@ -356,18 +382,24 @@ class Supervisor:
         run = self._run
         return [p.pid for p in run.proc.tree()] if run is not None else []
 
-    def start(self, name: str | None = None, requested_by: str = "api") -> Status:
+    # Stop, restart and switch refuse (BusyRefused) while the framework reports a
+    # generation in progress, unless ``force``: then its interrupt endpoint is called
+    # before the stop.
+
+    def start(
+        self, name: str | None = None, requested_by: str = "api", force: bool = False
+    ) -> Status:
         """Run ``name`` (default: the chosen framework); switches if another runs."""
-        return self._command("start", name, requested_by)
+        return self._command("start", name, requested_by, force)
 
-    def switch(self, name: str, requested_by: str = "api") -> Status:
-        return self._command("switch", name, requested_by)
+    def switch(self, name: str, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("switch", name, requested_by, force)
 
-    def stop(self, requested_by: str = "api") -> Status:
-        return self._command("stop", None, requested_by)
+    def stop(self, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("stop", None, requested_by, force)
 
-    def restart(self, requested_by: str = "api") -> Status:
-        return self._command("restart", None, requested_by)
+    def restart(self, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("restart", None, requested_by, force)
 
     def report_usage(self, rss_mb: float | None) -> None:
         """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``)."""
@@ -398,7 +430,9 @@ class Supervisor:
 
     # -- command plumbing ------------------------------------------------------------
 
-    def _command(self, kind: str, name: str | None, requested_by: str) -> Status:
+    def _command(
+        self, kind: str, name: str | None, requested_by: str, force: bool = False
+    ) -> Status:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
             raise UnknownFramework(f"unknown framework {name!r} (known: {known})")
@@ -411,7 +445,7 @@ class Supervisor:
         if self._thread is None or self._stopped.is_set():
             raise RuntimeError("the supervisor is not running")
         reply: Future[Status] = Future()
-        self._inbox.put(_Command(kind, name, requested_by, reply))
+        self._inbox.put(_Command(kind, name, requested_by, reply, force))
         return reply.result(COMMAND_REPLY_TIMEOUT_S)
 
     # -- the control loop (control thread only below) ----------------------------------
@@ -475,6 +509,20 @@ class Supervisor:
         if cmd.kind == "boot":
             self._spawn_by = "boot"
             return
+        run = self._run
+        interrupts = run is not None and (
+            cmd.kind in ("stop", "restart") or (cmd.name is not None and cmd.name != self._desired)
+        )
+        if interrupts and run is not None and run.busy is not None and run.busy.busy:
+            if not cmd.force:
+                cmd.reply.set_exception(
+                    BusyRefused(
+                        f"a generation is running on {run.name} ({run.busy.detail});"
+                        " force to interrupt it"
+                    )
+                )
+                return
+            self._interrupt_next = True
         self._seq += 1
         self._cmd_by = cmd.requested_by
         if cmd.kind == "stop":
@@ -734,6 +782,12 @@ class Supervisor:
         if run is None or run.run_id != msg.run_id or not run.ready:
             return
         result = msg.result
+        if msg.busy is not None:
+            run.busy = msg.busy
+        if run.busy is not None and run.busy.busy:
+            self._judge_busy(run, result.ok)
+            return
+        run.progress_mono = time.monotonic()
         if result.ok:
             if run.probe_failures:
                 self.events.write("healthy", **self._ids(run), after_failures=run.probe_failures)
@@ -761,6 +815,37 @@ class Supervisor:
         self._failure(run.name, reason, run.stable, self._stderr_tail(run), run)
         self._begin_teardown(run, "hang", "watch")
 
+    def _judge_busy(self, run: _Run, probe_ok: bool) -> None:
+        """During a job, slow or failing probes are no hang while the job moves on.
+
+        Signs of life: the reported step/progress changes, or the framework writes
+        output. None of them for ``stall_timeout_s`` while busy is a stall.
+        """
+        assert run.busy is not None
+        output = 0
+        for path in (run.logs.stdout, run.logs.stderr):
+            try:
+                output += path.stat().st_size
+            except OSError:
+                pass
+        mark = (run.busy.fingerprint, output)
+        now = time.monotonic()
+        if mark != run.progress_mark:
+            run.progress_mark = mark
+            run.progress_mono = now
+        if probe_ok:
+            run.probe_failures = 0
+        still = now - run.progress_mono
+        if still < run.watch.stall_timeout_s:
+            return
+        reason = (
+            f"stalled: busy ({run.busy.detail}) with no progress and no output for"
+            f" {still:.0f}s (stall_timeout_s={run.watch.stall_timeout_s:g})"
+        )
+        self.events.write("stalled", **self._ids(run), reason=reason)
+        self._failure(run.name, reason, run.stable, self._stderr_tail(run), run)
+        self._begin_teardown(run, "stalled", "watch")
+
     def _on_exited(self, msg: _Exited) -> None:
         code, sig, words = describe_exit(msg.returncode)
         td = self._teardown
@@ -783,6 +868,33 @@ class Supervisor:
         run = self._run
         if run is None or run.run_id != msg.run_id:
             return
+        if self._asked_to_restart(run):
+            self.events.write(
+                "exit",
+                **self._ids(run),
+                exit_code=code,
+                signal=sig,
+                requested_by="framework",
+                reason="the framework asked to be restarted",
+            )
+            self.events.write(
+                "restart",
+                **self._ids(run),
+                requested_by="framework",
+                reason=f"{run.spec.restart_file} written before the exit",
+            )
+            self._last_exit = ExitInfo(
+                code,
+                sig,
+                "restart requested by the framework",
+                utc_now_iso(),
+                run.run_id,
+                run.proc.pid,
+            )
+            self._backoff_until = time.monotonic()  # at once, and no failure counted
+            self._begin_teardown(run, "cleanup after exit", "watch", after_crash=True)
+            self._persist()
+            return
         uptime = run.uptime
         stable = run.stable
         tail = self._stderr_tail(run)
@@ -804,6 +916,15 @@ class Supervisor:
         self._failure(run.name, f"crash: {words}", stable, tail, run)
         self._begin_teardown(run, "cleanup after crash", "watch", after_crash=True)
         self._persist()
+
+    @staticmethod
+    def _asked_to_restart(run: _Run) -> bool:
+        """A1111's "Apply and restart UI": it writes tmp/restart, then exits."""
+        path = run.spec.restart_file
+        try:
+            return path is not None and path.stat().st_mtime >= run.proc.started_at - 1
+        except OSError:
+            return False
 
     def _failure(
         self,
@@ -862,11 +983,14 @@ class Supervisor:
         run.prober.stop()
         self._run = None
         td = _Teardown(run, reason, requested_by, after_crash, exit_seen=after_crash)
+        td.interrupt, self._interrupt_next = self._interrupt_next, False
         self._teardown = td
         hostport = None if after_crash else url_port(run.url)
         port = hostport[1] if hostport and hostport[0] in LOCAL_HOSTS else None
 
         def work() -> None:
+            if td.interrupt:
+                self._call_interrupt(run)
             held_before = self._gpu_held(run)
             try:
                 result = run.proc.stop(run.spec.stop_signal, run.watch.stop_timeout_s, self._abort)
@@ -892,6 +1016,21 @@ class Supervisor:
             return pids, None
         snap = self.gpu.read(pids)
         return pids, snap.framework_mb() if snap.available else None
+
+    def _call_interrupt(self, run: _Run) -> None:
+        """A forced stop of a busy framework: ask it to end the job first (stopper thread)."""
+        if run.spec.interrupt is None or run.url is None:
+            self.events.write(
+                "interrupt", **self._ids(run), ok=False, detail="this framework has no interrupt"
+            )
+            return
+        method, path = run.spec.interrupt
+        try:
+            resp = probe_session().request(method, join_url(run.url, path), timeout=5)
+            ok, detail = resp.status_code < 400, f"HTTP {resp.status_code}"
+        except requests.RequestException as exc:
+            ok, detail = False, f"failed: {exc.__class__.__name__}"
+        self.events.write("interrupt", **self._ids(run), ok=ok, detail=f"{method} {path}: {detail}")
 
     def _wait_vram(
         self, pids: set[int], watch: WatchSettings, before: tuple[set[int], float | None]
@@ -936,6 +1075,9 @@ class Supervisor:
         over = now - run.rss_over_since
         if over < run.watch.rss_limit_s:
             return
+        busy = run.busy is not None and run.busy.busy
+        if busy and over < run.watch.rss_limit_s + run.watch.busy_wait_max_s:
+            return  # let the generation finish first, up to busy_wait_max_s
         reason = f"RSS {msg.rss_mb:.0f} MB above max_rss_mb={limit:g} for {over:.0f} s"
         self.events.write(
             "restart",
@@ -1086,6 +1228,8 @@ class Supervisor:
             backoff_until=backoff,
             startup_timeout_s=self.settings.watch_for(self._desired).startup_timeout_s,
             probe_failures=run.probe_failures if run else 0,
+            busy=bool(run and run.busy and run.busy.busy),
+            busy_detail=run.busy.detail if run and run.busy and run.busy.busy else None,
             seq=self._seq,
             errors=errors,
             logs=self._last_logs,
