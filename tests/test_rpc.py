@@ -161,3 +161,18 @@ def test_plain_routes_change_nothing_and_refuse_other_methods(web):
     for path in ("info", "read-current-stdout-log", "health"):
         assert requests.post(f"{web.url}{path}", timeout=5).status_code in (404, 405)
     assert web.sup.status().seq == before.seq
+
+
+def test_busy_refusal_and_force_over_the_api(serve, make_settings):
+    web = serve(
+        make_settings(frameworks={"a": demo(None, "--busy-for", "30"), "b": demo()}, default="a")
+    )
+    web.sup.wait_for(lambda s: running(s) and s.busy, timeout=10)
+    client = Client(web.url, verbose=False)
+    for args, api in (((), "/stop"), ((), "/restart"), (("b", False), "/switch")):
+        with pytest.raises(Exception, match="a generation is running on a"):
+            client.predict(*args, api_name=api)
+    assert web.sup.status().framework == "a" and web.sup.status().busy
+    assert client.predict("b", True, api_name="/switch")["framework"] == "b"
+    web.sup.wait_for(lambda s: running(s) and s.framework == "b", timeout=15)
+    assert events(web.sup, "interrupt")[-1]["ok"] is True

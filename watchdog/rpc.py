@@ -18,7 +18,7 @@ import gradio as gr
 
 from .logs import STREAMS, tail_text
 from .service import Service
-from .supervisor import NotInstalled, UnknownFramework, WatchDisabled
+from .supervisor import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
 
 MAX_LINES = 10_000
 MAX_EVENTS = 1_000
@@ -55,10 +55,19 @@ class Rpc:
         self.sup = service.supervisor
         self.by = requested_by
 
-    def _act(self, fn: Any, *args: Any) -> dict[str, Any]:
+    def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
+        if not isinstance(force, bool):
+            raise gr.Error(f"force must be true or false, not {force!r:.40}")
         try:
-            return fn(*args, requested_by=self.by).to_dict()
-        except (UnknownFramework, NotInstalled, WatchDisabled, RuntimeError, TimeoutError) as exc:
+            return fn(*args, requested_by=self.by, force=force).to_dict()
+        except (
+            UnknownFramework,
+            NotInstalled,
+            BusyRefused,
+            WatchDisabled,
+            RuntimeError,
+            TimeoutError,
+        ) as exc:
             raise gr.Error(str(exc)) from None
 
     def status(self) -> dict[str, Any]:
@@ -83,26 +92,24 @@ class Rpc:
             )
         return out
 
-    def start(self, framework: str | None = None) -> dict[str, Any]:
+    # Stop, restart and switch are refused while a generation runs, unless force=True:
+    # then the framework's interrupt endpoint is called before it is stopped.
+
+    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
         """Start a framework (default: the chosen one); switches if another runs."""
-        return self._act(self.sup.start, _name(framework, required=False))
+        return self._act(self.sup.start, _name(framework, required=False), force=force)
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, force: bool = False) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act(self.sup.stop)
+        return self._act(self.sup.stop, force=force)
 
-    def restart(self) -> dict[str, Any]:
+    def restart(self, force: bool = False) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act(self.sup.restart)
+        return self._act(self.sup.restart, force=force)
 
     def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
-        """Stop what runs, wait for its port, start ``framework``.
-
-        ``force`` is accepted for the busy-aware switch of a later version.
-        """
-        if not isinstance(force, bool):
-            raise gr.Error(f"force must be true or false, not {force!r:.40}")
-        return self._act(self.sup.switch, _name(framework, required=True))
+        """Stop what runs, wait for its port (and VRAM), start ``framework``."""
+        return self._act(self.sup.switch, _name(framework, required=True), force=force)
 
     def logs(self, stream: str = "stdout", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""

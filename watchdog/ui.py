@@ -118,6 +118,8 @@ def status_card(status: Status, page_host: str | None = None) -> str:
                 else e(link) + " (not ready yet)",
             )
         )
+    if status.busy:
+        rows.append(("generating", e(status.busy_detail or "busy")))
     if status.last_exit:
         rows.append(("last exit", f"{e(status.last_exit.reason)} at {e(status.last_exit.time)}"))
     grid = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
@@ -267,6 +269,9 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
                 with gr.Row():
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                     restart_btn = gr.Button("Restart", elem_id="restart")
+                force = gr.Checkbox(
+                    False, label="Force: interrupt a running generation", elem_id="force"
+                )
                 said = gr.Markdown("", elem_id="action-message")
         with gr.Tab("Log"):
             with gr.Row():
@@ -318,19 +323,20 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
             return [frame] * len(plots)
 
         def act(kind: str) -> Any:
-            def handler(name: str | None, request: gr.Request) -> tuple[str, str]:
+            def handler(name: str | None, forced: bool, request: gr.Request) -> tuple[str, str]:
+                forced = bool(forced)
                 try:
                     if kind == "switch":
-                        ui.switch(name or "")
+                        ui.switch(name or "", forced)
                         message = f"Switching to **{name}**…"
                     elif kind == "start":
-                        ui.start(name or None)
+                        ui.start(name or None, forced)
                         message = f"Starting **{name}**…"
                     elif kind == "stop":
-                        ui.stop()
+                        ui.stop(forced)
                         message = "Stopping…"
                     else:
-                        ui.restart()
+                        ui.restart(forced)
                         message = "Restarting…"
                 except gr.Error as exc:
                     message = f"⚠ {exc.message}"
@@ -369,7 +375,7 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
         ):
             button.click(
                 act(kind),
-                inputs=[choice],
+                inputs=[choice, force],
                 outputs=[card, said],
                 concurrency_limit=None,
                 **private,
