@@ -232,3 +232,25 @@ def test_a1111_restart_request_is_not_a_crash(make_settings, supervise, tmp_path
     # and it keeps asking: still never counted towards FATAL
     wait_event(sup, "restart", 10, count=3)
     assert sup.status().state is not State.FATAL
+
+
+def test_a_busy_gpu_counts_as_progress(fake_nvml, make_settings):
+    from watchdog.service import Service
+
+    settings = make_settings(
+        frameworks={"a": demo(None, "--busy-for", "60", "--busy-frozen")},
+        watch={"stall_timeout_s": 1.5, "stop_timeout_s": 2},
+        metrics={"interval_s": 0.2},
+    )
+    service = Service(settings)  # reads the fake GPU: 37 % busy
+    try:
+        service.start()
+        sup = service.supervisor
+        first = sup.wait_for(lambda s: running(s) and s.busy, timeout=10)
+        time.sleep(3)
+        assert not events(sup, "stalled"), "the GPU works on the job: not stuck"
+        fake_nvml.CONFIG["devices"][0]["util"] = 0
+        stalled = wait_event(sup, "stalled", 10)[-1]
+        assert stalled["pid"] == first.pid
+    finally:
+        service.stop()

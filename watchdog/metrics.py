@@ -204,7 +204,7 @@ class Sampler(threading.Thread):
         history: History,
         interval_s: float,
         tree_pids: Callable[[], list[int]],
-        report_usage: Callable[[float | None], None] | None = None,
+        report_usage: Callable[[float | None, float | None], None] | None = None,
     ) -> None:
         super().__init__(name="sampler", daemon=True)
         self.reader = reader
@@ -236,7 +236,7 @@ class Sampler(threading.Thread):
         self.latest = sample
         self.history.add(sample)
         if self.report_usage is not None:
-            self.report_usage(rss)
+            self.report_usage(rss, sample.gpu_util_pct)
         return sample
 
     def run(self) -> None:

@@ -87,6 +87,7 @@ PRESETS: Mapping[str, Preset] = {
         health_path="/system_stats",
         ready_pattern=r"To see the GUI go to:\s+(?P<url>https?://[^\s/]+)",
         cwd="~/ComfyUI",
+        stop_signal="SIGINT",  # exits cleanly in seconds; SIGTERM kills it mid-write
         busy_path="/queue",
         busy_kind="comfyui",
         interrupt=("POST", "/interrupt"),

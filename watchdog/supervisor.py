@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 20
 COMMAND_REPLY_TIMEOUT_S = 30.0
+GPU_ALIVE_PCT = 10.0  # GPU utilisation that counts as progress of a running job
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}
 
 
@@ -229,6 +230,7 @@ class _VramWait:
 @dataclass(frozen=True)
 class _Usage:
     rss_mb: float | None
+    gpu_util_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -401,9 +403,10 @@ class Supervisor:
     def restart(self, requested_by: str = "api", force: bool = False) -> Status:
         return self._command("restart", None, requested_by, force)
 
-    def report_usage(self, rss_mb: float | None) -> None:
-        """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``)."""
-        self._inbox.put(_Usage(rss_mb))
+    def report_usage(self, rss_mb: float | None, gpu_util_pct: float | None = None) -> None:
+        """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``) and GPU
+        utilisation (a busy GPU is a sign of life during a long generation)."""
+        self._inbox.put(_Usage(rss_mb, gpu_util_pct))
 
     def wait_for(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
         """Block until a published status satisfies ``predicate``; TimeoutError if not."""
@@ -1063,7 +1066,11 @@ class Supervisor:
 
     def _on_usage(self, msg: _Usage) -> None:
         run = self._run
-        if run is None or msg.rss_mb is None:
+        if run is None:
+            return
+        if msg.gpu_util_pct is not None and msg.gpu_util_pct >= GPU_ALIVE_PCT:
+            run.progress_mono = time.monotonic()
+        if msg.rss_mb is None:
             return
         limit = self.settings.frameworks[run.name].max_rss_mb
         if limit is None or msg.rss_mb <= limit:

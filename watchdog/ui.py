@@ -248,7 +248,10 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
     """The Blocks app: the page for people and the RPC endpoints for scripts."""
     supervisor = service.supervisor
     ui = Rpc(service, requested_by="ui")
-    names = list(supervisor.settings.frameworks)
+    names = []
+    for name in supervisor.settings.frameworks:
+        missing = supervisor.settings.framework(name).missing()
+        names.append((f"{name} (not installed)" if missing else name, name))
     private = {"api_visibility": "private"}
 
     with gr.Blocks(title="sd-watchdog", analytics_enabled=False) as page:
