@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -71,3 +72,22 @@ def test_port_drift_follows_the_ready_line(make_settings, supervise):
     assert changed["actual"] == status.url
     time.sleep(1.0)  # several liveness probes, all on the real port
     assert sup.status().healthy and not events(sup, "unhealthy")
+
+
+def test_custom_preset_is_a_command_and_a_health_url(make_settings, supervise, tmp_path):
+    from watchdog.presets import DEMO_APP
+    from watchdog.settings import SettingsError
+
+    port = free_port()
+    entry = {
+        "preset": "custom",
+        "command": [sys.executable, str(DEMO_APP), "--port", str(port)],
+        "url": f"http://127.0.0.1:{port}",
+        "health_path": "/internal/ping",
+    }
+    sup = supervise(make_settings(frameworks={"mine": entry}))
+    status = sup.wait_for(running, timeout=10)
+    assert status.url == f"http://127.0.0.1:{port}"
+    assert wait_event(sup, "ready", 2)[-1]["via"] == "health URL"  # no ready pattern given
+    with pytest.raises(SettingsError, match=r"frameworks\.x\.command: required"):
+        make_settings(frameworks={"x": {"preset": "custom", "port": 1}})

@@ -54,6 +54,10 @@ _A1111_BUSY = {
 }
 
 
+# "custom" is also accepted as a preset name: a framework described by its entry alone
+# (command, url or port, health_path, ready_pattern…), like an entry without a preset.
+CUSTOM = "custom"
+
 PRESETS: Mapping[str, Preset] = {
     "demo": Preset(
         command="{python} {demo_app} --port {port}",
@@ -225,7 +229,7 @@ def resolve_framework(
     Settings validation has already checked that the preset exists and that an entry
     without a preset has a command and a URL or port.
     """
-    preset = PRESETS[entry.preset] if entry.preset else None
+    preset = PRESETS.get(entry.preset) if entry.preset else None  # "custom": no defaults
     port = entry.port if entry.port is not None else (preset.port if preset else None)
     template = entry.command if entry.command is not None else (preset.command if preset else "")
     cwd_text = entry.cwd if entry.cwd is not None else (preset.cwd if preset else None)

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from .presets import PRESETS, FrameworkSpec, parse_signal, resolve_framework
+from .presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
 
 FRAMEWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -103,8 +103,9 @@ class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str | None) -> str | None:
-        if value is not None and value not in PRESETS:
-            raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(PRESETS))})")
+        if value is not None and value not in PRESETS and value != CUSTOM:
+            known = ", ".join(sorted([*PRESETS, CUSTOM]))
+            raise ValueError(f"unknown preset {value!r} (known: {known})")
         return value
 
     @field_validator("ready_pattern")
@@ -227,7 +228,7 @@ class Settings(_Strict):
                     f"frameworks.{name}: a framework name may use letters, digits, '_', '.'"
                     " and '-' (at most 64, not starting with a symbol)"
                 )
-            if entry.preset is None:
+            if entry.preset in (None, CUSTOM):
                 if not entry.command:
                     raise SettingsError(
                         f"frameworks.{name}.command: required for a framework without a preset"
