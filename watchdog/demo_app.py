@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--progress-bars", action="store_true", help="tqdm-style \\r bars on stderr")
     p.add_argument("--grow-rss-mb-per-s", type=float, default=0.0, help="leak memory")
+    p.add_argument("--workers", type=int, default=0, help="fork N worker processes")
     p.add_argument("--pid-file", help="write the server's pid here once ready")
     return p.parse_args(argv)
 
@@ -231,6 +232,19 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
+def spawn_worker() -> None:
+    """A forked worker (like a data loader): same group, no exec, runs until stopped."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            while True:
+                time.sleep(3600)
+        finally:
+            os._exit(0)
+    print(f"demo: worker pid {pid}", flush=True)
+
+
 def spawn_escapee() -> None:
     """A grandchild in its own session: it leaves our process group, as some tools do."""
     code = "import time\nwhile True: time.sleep(3600)"
@@ -350,6 +364,8 @@ def serve(args: argparse.Namespace) -> int:
     port = server.server_address[1]
     if args.escape:
         spawn_escapee()
+    for _ in range(args.workers):
+        spawn_worker()
     stop = threading.Event()
     handler_state.ready_at = handler_state.job_start = time.monotonic()
     threading.Thread(target=timeline, args=(args, handler_state, stop), daemon=True).start()

@@ -44,6 +44,7 @@ class EventLog:
         self.error: str | None = None
         self.dropped = 0
         self._lock = threading.Lock()
+        self._torn_checked = False
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": utc_now_iso(), "event": event}
@@ -52,6 +53,12 @@ class EventLog:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self._torn_checked:
+                    # A crash mid-write can leave a last line without its newline; our
+                    # first line must not be glued to it (and lost with it).
+                    self._torn_checked = True
+                    if self._ends_torn():
+                        line = "\n" + line
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write(line)
                     fh.flush()
@@ -65,6 +72,16 @@ class EventLog:
                 log.error("event %s not journaled: %s", event, self.error)
         log.info("event %s", _summary(record))
         return record
+
+    def _ends_torn(self) -> bool:
+        try:
+            with open(self.path, "rb") as fh:
+                if fh.seek(0, os.SEEK_END) == 0:
+                    return False
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) != b"\n"
+        except FileNotFoundError:
+            return False
 
     @property
     def _old_path(self) -> Path:

@@ -34,7 +34,7 @@ class Service:
         )
 
     def start(self) -> Status:
-        status = self.supervisor.begin()
+        status = self.supervisor.begin([self.history.error] if self.history.error else None)
         self.sampler.start()
         return status
 

@@ -340,11 +340,15 @@ class Supervisor:
 
     # -- public API (any thread) ---------------------------------------------------
 
-    def begin(self) -> Status:
-        """Start the control thread and bring back the remembered framework."""
+    def begin(self, problems: list[str] | None = None) -> Status:
+        """Start the control thread and bring back the remembered framework.
+
+        ``problems``: what others found damaged on start (history…), for the journal.
+        """
         if self._thread is not None:
             return self._status
         remembered = self.statefile.load()
+        found = [*(problems or []), *([self.statefile.error] if self.statefile.error else [])]
         desired = remembered.desired if remembered else None
         if desired and desired.framework in self.settings.frameworks:
             self._desired, self._should_run = desired.framework, desired.should_run
@@ -364,6 +368,7 @@ class Supervisor:
             framework=self._desired,
             should_run=self._should_run,
             watching=self.watching,
+            problems=found or None,
         )
         if remembered and remembered.run and self.watching:
             self._adopt(remembered.run)  # before the control thread: nothing else runs yet
