@@ -247,10 +247,21 @@ def test_secrets_never_reach_the_watchdogs_own_log(write_settings):
             time.sleep(0.2)
         assert SECRET not in r.text
         requests.get(f"http://127.0.0.1:{port}/info", auth=(USER, "wrong"), timeout=10)
+        web = type("W", (), {"url": f"http://127.0.0.1:{port}/"})
+        for name, data in (
+            ("switch", ["x" * 5000, False]),
+            ("logs", ["<b>", "lots"]),
+            ("stop", [{"force": 1}]),
+            ("events", [None, "\n\nevil"]),
+        ):
+            assert "event: error" in call(web, name, data)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert SECRET not in out and PASSWORD not in out
+    assert "Traceback" not in out, "bad input is one line in the log, never a traceback"
+    refused = [line for line in out.splitlines() if "API call refused" in line]
+    assert len(refused) == 4 and all(len(line) < 500 for line in refused)
     journal = (settings.parent / "logs" / "events.jsonl").read_text()
     assert SECRET not in journal and PASSWORD not in journal and "auth_failed" in journal
     assert os.path.exists(settings.parent / "auth.json")

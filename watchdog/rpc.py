@@ -12,6 +12,8 @@ before anything changes::
 
 from __future__ import annotations
 
+import html
+import logging
 from typing import Any
 
 import gradio as gr
@@ -20,30 +22,40 @@ from .logs import STREAMS, tail_text
 from .service import Service
 from .supervisor import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
 
+log = logging.getLogger(__name__)
+
 MAX_LINES = 10_000
 MAX_EVENTS = 1_000
 MAX_HISTORY_MINUTES = 7 * 24 * 60
 
 
+def refuse(message: str) -> gr.Error:
+    """The error for bad input: one line in our log, no traceback (an attacker must not
+    be able to flood the log), and inert text where Gradio renders it as HTML."""
+    message = message if len(message) <= 300 else message[:300] + "…"
+    log.warning("API call refused: %s", message)
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
 def _int(value: Any, name: str, low: int, high: int) -> int:
     # bool is an int to Python, never to a person typing "lines".
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}, not {value!r:.40}")
+        raise refuse(f"{name} must be a whole number from {low} to {high}, not {value!r:.40}")
     if isinstance(value, float) and not value.is_integer():
-        raise gr.Error(f"{name} must be a whole number, not {value}")
+        raise refuse(f"{name} must be a whole number, not {value}")
     number = int(value)
     if not low <= number <= high:
-        raise gr.Error(f"{name} must be from {low} to {high}, not {number}")
+        raise refuse(f"{name} must be from {low} to {high}, not {number}")
     return number
 
 
 def _name(value: Any, *, required: bool) -> str | None:
     if value is None or value == "":
         if required:
-            raise gr.Error("a framework name is required")
+            raise refuse("a framework name is required")
         return None
     if not isinstance(value, str):
-        raise gr.Error(f"framework must be a name (text), not {type(value).__name__}")
+        raise refuse(f"framework must be a name (text), not {type(value).__name__}")
     return value
 
 
@@ -57,7 +69,7 @@ class Rpc:
 
     def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
         if not isinstance(force, bool):
-            raise gr.Error(f"force must be true or false, not {force!r:.40}")
+            raise refuse(f"force must be true or false, not {force!r:.40}")
         try:
             return fn(*args, requested_by=self.by, force=force).to_dict()
         except (
@@ -68,7 +80,7 @@ class Rpc:
             RuntimeError,
             TimeoutError,
         ) as exc:
-            raise gr.Error(str(exc)) from None
+            raise refuse(str(exc)) from None
 
     def status(self) -> dict[str, Any]:
         """The status object (same as GET /info)."""
@@ -114,7 +126,7 @@ class Rpc:
     def logs(self, stream: str = "stdout", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         if stream not in STREAMS:
-            raise gr.Error(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
+            raise refuse(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
         count = _int(lines, "lines", 1, MAX_LINES)
         return tail_text(self.sup.status().logs, stream, count)
 
@@ -123,7 +135,7 @@ class Rpc:
         count = _int(limit, "limit", 1, MAX_EVENTS)
         name = _name(framework, required=False)
         if name is not None and name not in self.sup.settings.frameworks:
-            raise gr.Error(f"unknown framework {name!r}")
+            raise refuse(f"unknown framework {name!r}")
         return self.sup.events.tail(count, framework=name)
 
     def gpu(self) -> dict[str, Any]:

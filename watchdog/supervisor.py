@@ -443,7 +443,7 @@ class Supervisor:
     ) -> Status:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
-            raise UnknownFramework(f"unknown framework {name!r} (known: {known})")
+            raise UnknownFramework(f"unknown framework {name!r:.80} (known: {known})")
         if name is not None:
             missing = self.settings.framework(name).missing()
             if missing:
