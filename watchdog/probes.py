@@ -224,10 +224,17 @@ class Prober(threading.Thread):
         health = join_url(url, self.spec.health_path)
         busy_url = join_url(url, self.spec.busy_path) if self.spec.busy_path else None
         next_at = time.monotonic() + self.interval
+        busy_silent = False
         while not self._halt.wait(max(0.0, next_at - time.monotonic())):
             next_at = time.monotonic() + self.interval
             result = http_probe(health, self.timeout, self._session)
-            busy = self._busy(busy_url) if busy_url else None
+            # A slow health check may be a long job (ask whether it is busy), or a hang.
+            # Once the busy endpoint has not answered either, stop asking until health
+            # answers again: it would only double the time a hang takes to be seen.
+            busy = None
+            if busy_url and (result.ok or not busy_silent):
+                busy = self._busy(busy_url)
+                busy_silent = busy is None and not result.ok
             if self._halt.is_set():
                 return
             self.report(Liveness(self.run_id, result, busy))
