@@ -32,13 +32,14 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "watchdog" / "demo_app.py"
 PY = sys.executable
-WRITER = (
+WRITER = (  # writes 200 MB as fast as it can; records when it started
     "import sys,time\n"
-    "t=time.perf_counter(); b=b'x'*99+b'\\n'; w=sys.stdout.buffer.write\n"
+    "open(sys.argv[1],'w').write(str(time.time())); b=b'x'*99+b'\\n'\n"
+    "w=sys.stdout.buffer.write\n"
     "for _ in range(2_000_000): w(b)\n"
-    "sys.stdout.flush(); open(sys.argv[1],'w').write(str(time.perf_counter()-t))\n"
-    "time.sleep(3600)\n"
+    "sys.stdout.flush(); time.sleep(3600)\n"
 )
+TOTAL = 200_000_000
 rows: list[tuple[str, str, str, str]] = []
 
 
@@ -316,9 +317,17 @@ def measure_switch(tmp: Path, reps: int) -> None:
 
 
 def measure_throughput(tmp: Path) -> None:
-    def read(path: Path) -> float:
-        wait(lambda: path.exists() and path.read_text() != "", 300, 0.05)
-        return float(path.read_text())
+    """Wall time from the writer's start until all 200 MB are in its log file."""
+
+    def until_written(side: Path, out: Callable[[], Path | None]) -> float:
+        wait(lambda: side.exists() and side.read_text() != "", 60, 0.005)
+        start = float(side.read_text())
+        wait(
+            lambda: (p := out()) is not None and p.exists() and p.stat().st_size >= TOTAL,
+            300,
+            0.005,
+        )
+        return time.time() - start
 
     writer = tmp / "writer.py"
     writer.write_text(WRITER)
@@ -326,7 +335,7 @@ def measure_throughput(tmp: Path) -> None:
     side = tmp / "t-plain"
     with open(out, "wb") as fh:
         proc = subprocess.Popen([PY, str(writer), str(side)], stdout=fh)
-        plain = read(side)
+        plain = until_written(side, lambda: out)
         proc.kill()
         proc.wait()
     out.unlink()
@@ -334,11 +343,16 @@ def measure_throughput(tmp: Path) -> None:
     unused = f"http://127.0.0.1:{free_port()}"
     with watchdog(
         tmp, {"w": {"command": [PY, str(writer), str(side)], "url": unused}}, startup_timeout_s=600
-    ):
-        ours = read(side)
+    ) as wd:
+
+        def run_log() -> Path | None:
+            spawn = [e for e in journal(wd["logs"]) if e["event"] == "spawn"]
+            return Path(spawn[0]["stdout"]) if spawn else None
+
+        ours = until_written(side, run_log)
     side2 = tmp / "t-sv"
     with supervisord(tmp, {"w": f"{PY} {writer} {side2}"}, {"w"}):
-        theirs = read(side2)
+        theirs = until_written(side2, lambda: tmp / "w.out")
     rows.append(
         (
             f"4. child writes 200 MB to stdout: wall time (unsupervised to a file: {plain:.2f} s)",
