@@ -73,10 +73,10 @@ class StateFile:
         payload = {"version": 2, "desired": asdict(desired), "run": asdict(run) if run else None}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # No fsync: this is written on every spawn (the respawn path), and after a
+            # power loss there is no running framework to adopt anyway.
             with open(tmp, "w", encoding="utf-8") as fh:
                 json.dump(payload, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.replace(tmp, self.path)
             self.error = None
         except OSError as exc:

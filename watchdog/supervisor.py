@@ -999,7 +999,9 @@ class Supervisor:
         def work() -> None:
             if td.interrupt:
                 self._call_interrupt(run)
-            held_before = self._gpu_held(run)
+            # After a crash there is nothing to measure before the stop, and every
+            # millisecond here delays the respawn.
+            held_before = ({run.proc.pid}, None) if after_crash else self._gpu_held(run)
             try:
                 result = run.proc.stop(run.spec.stop_signal, run.watch.stop_timeout_s, self._abort)
             except Exception:
