@@ -544,7 +544,7 @@ def main() -> None:
         tmp = Path(t)
         steps = {
             "respawn": lambda: measure_respawn(tmp, args.reps),
-            "hang": lambda: measure_hang(tmp, 3),
+            "hang": lambda: measure_hang(tmp, args.reps),
             "switch": lambda: measure_switch(tmp, args.reps),
             "write": lambda: measure_throughput(tmp),
             "tail": lambda: measure_tail(tmp),
