@@ -145,6 +145,34 @@ def run_app(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
     )
 
 
+def set_password(settings: Path, user: str = USER, password: str = PASSWORD) -> None:
+    """``app.py set-password`` as a user runs it, the password piped in."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "set-password", user, "--settings", str(settings)],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+
+def demo_servers() -> list[int]:
+    """Pids of every live demo server on this machine."""
+    from watchdog.presets import DEMO_APP
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
+                out.append(int(entry))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

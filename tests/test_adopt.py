@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, demo, events, pid_alive, running, wait_event
+from conftest import ROOT, demo, demo_servers, events, pid_alive, running, wait_event
 
-from watchdog.presets import DEMO_APP
 from watchdog.process import _stat
 
 
@@ -32,19 +31,6 @@ def wait_journal(logs: Path, kind: str, count: int = 1, timeout: float = 20) -> 
             return found
         time.sleep(0.05)
     raise AssertionError(f"no {count} x {kind}: {journal(logs)}")
-
-
-def demo_servers() -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
-                out.append(int(entry))
-    return out
 
 
 def test_kill9_of_the_watchdog_then_restart_adopts(write_settings):

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import PASSWORD, ROOT, USER, demo, events, free_port, running
+from conftest import PASSWORD, ROOT, USER, demo, events, free_port, running, set_password
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -211,14 +211,7 @@ def test_no_state_change_by_get(guarded):
 
 def test_secrets_never_reach_the_watchdogs_own_log(write_settings):
     settings = write_settings(frameworks={"demo": demo(None, env={"HF_TOKEN": SECRET})})
-    subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "set-password", USER, "--settings", str(settings)],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    set_password(settings)
     port = free_port()
     proc = subprocess.Popen(
         [

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import PASSWORD, ROOT, USER, demo, events, free_port, run_app, running
+from conftest import PASSWORD, ROOT, USER, demo, events, free_port, run_app, running, set_password
 from gradio_client import Client
 from starlette.routing import Mount, Route, WebSocketRoute
 
@@ -161,14 +161,7 @@ def test_public_without_password_refuses_to_start(write_settings, flag):
 
 def test_share_without_internet_says_so_and_keeps_serving(write_settings):
     settings = write_settings()
-    subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "set-password", USER, "--settings", str(settings)],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    set_password(settings)
     port = free_port()
     # A share server that refuses at once, on this machine: no traffic leaves it.
     env = {**os.environ, "GRADIO_SHARE_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}

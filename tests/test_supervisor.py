@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import STATUS_KEYS, demo, events, free_port, pid_alive, running, wait_event
+from conftest import (
+    STATUS_KEYS,
+    demo,
+    demo_servers,
+    events,
+    free_port,
+    pid_alive,
+    running,
+    wait_event,
+)
 
 from watchdog.logs import tail_lines
-from watchdog.presets import DEMO_APP
 from watchdog.supervisor import NotInstalled, State, UnknownFramework
 
 
@@ -219,16 +227,7 @@ def test_concurrent_commands_are_serialized(make_settings, supervise):
     def count_servers() -> None:
         nonlocal alive_max
         while not watching.is_set():
-            n = 0
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-                    except OSError:
-                        continue
-                    if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
-                        n += 1
-            alive_max = max(alive_max, n)
+            alive_max = max(alive_max, len(demo_servers()))
             time.sleep(0.005)
 
     monitor = threading.Thread(target=count_servers)
