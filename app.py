@@ -18,16 +18,16 @@ import threading
 from pathlib import Path
 
 from watchdog import __version__
-from watchdog.auth import (
+from watchdog.runtime.instance_lock import AlreadyRunning, InstanceLock
+from watchdog.runtime.service import Service
+from watchdog.settings import Settings, SettingsError, load_settings
+from watchdog.web.auth import (
     Authenticator,
     Credentials,
     CredentialsError,
     load_credentials,
     save_credentials,
 )
-from watchdog.instance_lock import AlreadyRunning, InstanceLock
-from watchdog.service import Service
-from watchdog.settings import Settings, SettingsError, load_settings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = HERE / "settings.json"
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         if not args.no_server:
-            from watchdog.server import WebServer, build_app, open_share_link
+            from watchdog.web.server import WebServer, build_app, open_share_link
 
             auth = Authenticator(
                 creds,

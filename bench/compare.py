@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "watchdog" / "demo_app.py"
+DEMO = ROOT / "watchdog" / "frameworks" / "demo_app.py"
 PY = sys.executable
 WRITER = (  # writes 200 MB as fast as it can; records when it started
     "import sys,time\n"

@@ -29,8 +29,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from watchdog.runtime.supervisor import State, Supervisor
 from watchdog.settings import load_settings
-from watchdog.supervisor import State, Supervisor
 
 
 def free_port() -> int:

@@ -24,8 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from watchdog.runtime.supervisor import Status, Supervisor  # noqa: E402
 from watchdog.settings import Settings, load_settings  # noqa: E402
-from watchdog.supervisor import Status, Supervisor  # noqa: E402
 
 USER, PASSWORD = "admin", "correct horse battery"
 FAKES = Path(__file__).parent / "fakes"
@@ -159,7 +159,7 @@ def set_password(settings: Path, user: str = USER, password: str = PASSWORD) -> 
 
 def demo_servers() -> list[int]:
     """Pids of every live demo server on this machine."""
-    from watchdog.presets import DEMO_APP
+    from watchdog.frameworks.presets import DEMO_APP
 
     out = []
     for entry in os.listdir("/proc"):
@@ -251,9 +251,9 @@ class Web:
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Web]]:
     """Start the real web app (page, API, routes, auth gate, sampler) on an ephemeral port."""
-    from watchdog.auth import Authenticator, Credentials
-    from watchdog.server import WebServer, build_app
-    from watchdog.service import Service
+    from watchdog.runtime.service import Service
+    from watchdog.web.auth import Authenticator, Credentials
+    from watchdog.web.server import WebServer, build_app
 
     started: list[tuple[WebServer, Service]] = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT, demo, demo_servers, events, pid_alive, running, wait_event
 
-from watchdog.process import _stat
+from watchdog.runtime.proctree import stat as _stat
 
 
 def journal(logs: Path) -> list[dict]:

@@ -18,7 +18,7 @@ from conftest import PASSWORD, ROOT, USER, demo, events, free_port, running, set
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watchdog.rpc import API_NAMES
+from watchdog.web.rpc import API_NAMES
 
 SECRET = "hf_sekrit_value_123"
 

@@ -18,7 +18,7 @@ from conftest import PASSWORD, ROOT, USER, demo, events, free_port, run_app, run
 from gradio_client import Client
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from watchdog.auth import Credentials, load_credentials
+from watchdog.web.auth import Credentials, load_credentials
 
 
 def walk_routes(app, prefix: str = "") -> Iterator[tuple[str, set[str]]]:

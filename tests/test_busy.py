@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import demo, events, free_port, running, wait_event
 
-from watchdog.busy import parse_busy
-from watchdog.logs import tail_lines
-from watchdog.supervisor import BusyRefused, State
+from watchdog.core.errors import BusyRefused
+from watchdog.core.states import State
+from watchdog.frameworks.busy import parse_busy
+from watchdog.runtime.logs import tail_lines
 
 # Real payload shapes (shared/frameworks.md), idle and busy.
 PAYLOADS = {
@@ -235,7 +236,7 @@ def test_a1111_restart_request_is_not_a_crash(make_settings, supervise, tmp_path
 
 
 def test_a_busy_gpu_counts_as_progress(fake_nvml, make_settings):
-    from watchdog.service import Service
+    from watchdog.runtime.service import Service
 
     settings = make_settings(
         frameworks={"a": demo(None, "--busy-for", "60", "--busy-frozen")},

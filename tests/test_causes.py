@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.causes import crash_cause, last_exception
+from watchdog.frameworks.causes import crash_cause, last_exception
 
 COMFY_OOM = [
     "Traceback (most recent call last):",

@@ -12,7 +12,7 @@ import pytest
 import requests
 from conftest import demo, running, wait_event
 
-from watchdog.presets import DEMO_APP
+from watchdog.frameworks.presets import DEMO_APP
 
 
 @pytest.fixture

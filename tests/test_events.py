@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from watchdog.events import EventLog
+from watchdog.runtime.events import EventLog
 
 
 def test_write_and_tail_newest_first(tmp_path):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from conftest import demo, events, pid_alive, running
 
-from watchdog.logs import tail_lines
-from watchdog.supervisor import State
+from watchdog.core.states import State
+from watchdog.runtime.logs import tail_lines
 
 
 def pids_in_log(path: Path, pattern: str, count: int, timeout: float = 5) -> list[int]:
@@ -141,7 +141,7 @@ def test_damaged_state_files_on_start(make_settings, supervise):
     (logs / "history.sqlite").write_bytes(b"\x00garbage" * 50)
     good = json.dumps({"ts": "2026-01-01T00:00:00Z", "event": "spawn", "framework": "demo"})
     (logs / "events.jsonl").write_text(good + "\n{not json\n" + good[:20])
-    from watchdog.service import Service
+    from watchdog.runtime.service import Service
 
     service = Service(settings)
     try:

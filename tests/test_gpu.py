@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FAKES, demo, running
 
-from watchdog import gpu
+from watchdog.monitor import gpu
 
 
 def test_two_gpus_and_unsupported_metrics_are_na(fake_nvml):

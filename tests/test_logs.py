@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import demo, events, running
 
-from watchdog.logs import LogStore, clean_line, tail_lines
+from watchdog.runtime.logs import LogStore, clean_line, tail_lines
 
 
 def test_tail_of_a_1gb_log_takes_milliseconds(tmp_path):

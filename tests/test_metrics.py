@@ -6,9 +6,9 @@ import time
 
 from conftest import demo, running
 
-from watchdog.gpu import NoGpuReader
-from watchdog.metrics import MAX_POINTS, History, Sample
-from watchdog.service import Service
+from watchdog.monitor.gpu import NoGpuReader
+from watchdog.monitor.metrics import MAX_POINTS, History, Sample
+from watchdog.runtime.service import Service
 
 
 def sample(ts: float, util: float = 50.0) -> Sample:

@@ -8,8 +8,8 @@ import time
 import pytest
 from conftest import ROOT, demo, events, free_port, running, wait_event
 
+from watchdog.core.errors import NotInstalled
 from watchdog.settings import load_settings
-from watchdog.supervisor import NotInstalled
 
 
 def test_shipped_entries_say_not_installed_with_the_path(tmp_path, monkeypatch):
@@ -75,7 +75,7 @@ def test_port_drift_follows_the_ready_line(make_settings, supervise):
 
 
 def test_custom_preset_is_a_command_and_a_health_url(make_settings, supervise, tmp_path):
-    from watchdog.presets import DEMO_APP
+    from watchdog.frameworks.presets import DEMO_APP
     from watchdog.settings import SettingsError
 
     port = free_port()

@@ -10,7 +10,7 @@ import requests
 from conftest import STATUS_KEYS, demo, events, running
 from gradio_client import Client
 
-from watchdog.rpc import API_NAMES
+from watchdog.web.rpc import API_NAMES
 
 
 @pytest.fixture

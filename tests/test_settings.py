@@ -21,7 +21,7 @@ def test_shipped_settings_load_and_run_the_demo():
     settings = load_settings(ROOT / "settings.json")
     assert settings.default_framework == "demo"
     spec = settings.framework("demo")
-    assert spec.command[1].endswith("watchdog/demo_app.py")
+    assert spec.command[1].endswith("watchdog/frameworks/demo_app.py")
     assert spec.url == "http://127.0.0.1:7860" and spec.health_path == "/internal/ping"
     assert settings.logs_dir == ROOT / "logs"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import demo, free_port, running
 
-from watchdog.supervisor import State
-from watchdog.ui import public_url, status_card
+from watchdog.core.states import State
+from watchdog.web.ui import public_url, status_card
 
 
 def test_starting_shows_progress_and_the_newest_log_line(make_settings, supervise):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import demo, events, running, wait_event
 
-from watchdog import gpu
-from watchdog.service import Service
-from watchdog.supervisor import State
+from watchdog.core.states import State
+from watchdog.monitor import gpu
+from watchdog.runtime.service import Service
 
 
 def two(make_settings, **watch):
@@ -81,7 +81,7 @@ def test_growing_rss_past_max_rss_mb_restarts(make_settings):
 
 
 def test_gpu_panel_marks_the_framework_and_shows_na(fake_nvml, make_settings, supervise):
-    from watchdog.ui import gpu_panel
+    from watchdog.web.ui import gpu_panel
 
     fake_nvml.CONFIG["others"] = [{"pid": 1, "gpu": 0, "mb": 300}]
     sup = supervise(make_settings(frameworks={"demo": demo()}))

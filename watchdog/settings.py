@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from .presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
+from .frameworks.presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
 
 FRAMEWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -262,6 +262,10 @@ class LogStore:
 
     # -- rotation of the live run -------------------------------------------------
 
+    @property
+    def live(self) -> RunLogs | None:
+        return self._live
+
     def set_live(self, logs: RunLogs | None) -> None:
         """The run whose files the rotator watches (None: nothing is running)."""
         with self._lock:

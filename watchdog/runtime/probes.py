@@ -11,22 +11,19 @@ so the supervisor's control thread never blocks on the network.
 
 from __future__ import annotations
 
-import errno
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psutil
 import requests
 
-from .busy import Busy, parse_busy
+from ..core.messages import Probe, Ready
+from ..frameworks.busy import Busy, parse_busy
+from ..frameworks.presets import FrameworkSpec, join_url
 from .logs import strip_ansi
-from .presets import FrameworkSpec, join_url
 
 READY_SCAN_S = 0.05  # how often the log files are looked at while starting
 STARTUP_PROBE_S = 0.25  # how often the health URL is tried while starting
@@ -84,63 +81,6 @@ def _root_cause(exc: BaseException) -> str:
     return text[:200]
 
 
-def url_port(url: str | None) -> tuple[str, int] | None:
-    """``http://127.0.0.1:7860`` → ``("127.0.0.1", 7860)``; None without a port."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    return parts.hostname or "127.0.0.1", port
-
-
-def port_in_use(port: int) -> bool:
-    """True when something listens on ``port`` (any local address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
-
-
-def port_holder(port: int) -> str | None:
-    """Who listens on ``port``, in words (``"pid 1234 (python3 main.py)"``), if we may see it.
-
-    Slow-ish (scans every process's sockets): only for error messages.
-    """
-    try:
-        conns = psutil.net_connections(kind="inet")
-    except (psutil.Error, OSError):
-        return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            if conn.pid is None:
-                return None
-            try:
-                cmd = " ".join(psutil.Process(conn.pid).cmdline())[:80]
-            except psutil.Error:
-                cmd = "?"
-            return f"pid {conn.pid} ({cmd})"
-    return None
-
-
-def wait_port_free(port: int, timeout: float, stop: threading.Event | None = None) -> bool:
-    """Wait until nothing listens on ``port``; False if still taken at the timeout."""
-    stop = stop or threading.Event()
-    deadline = time.monotonic() + timeout
-    while port_in_use(port):
-        left = deadline - time.monotonic()
-        if left <= 0 or stop.wait(min(0.05, left)):
-            return False
-    return True
-
-
 class ReadyLineScanner:
     """Finds the ready line in growing log files, reading only what is new."""
 
@@ -177,21 +117,6 @@ class ReadyLineScanner:
         return None
 
 
-@dataclass(frozen=True)
-class Ready:
-    run_id: str
-    url: str | None
-    via: str  # "ready line" or "health URL"
-    line: str | None = None
-
-
-@dataclass(frozen=True)
-class Liveness:
-    run_id: str
-    result: ProbeResult
-    busy: Busy | None = None  # None: no busy endpoint, or it did not answer
-
-
 class Prober(threading.Thread):
     """Per run: waits for readiness, then probes liveness every interval until stopped."""
 
@@ -202,7 +127,7 @@ class Prober(threading.Thread):
         interval: float,
         timeout: float,
         log_paths: list[Path],
-        report: Callable[[Ready | Liveness], None],
+        report: Callable[[Ready | Probe], None],
     ) -> None:
         super().__init__(name=f"prober-{run_id}", daemon=True)
         self.run_id = run_id
@@ -237,7 +162,18 @@ class Prober(threading.Thread):
                 busy_silent = busy is None and not result.ok
             if self._halt.is_set():
                 return
-            self.report(Liveness(self.run_id, result, busy))
+            output = self._output_bytes() if busy is not None and busy.busy else 0
+            self.report(Probe(self.run_id, result.ok, result.detail, busy, output))
+
+    def _output_bytes(self) -> int:
+        """How much the run has written: output is a sign of life during a long job."""
+        total = 0
+        for path in self.log_paths:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
 
     def _busy(self, url: str) -> Busy | None:
         try:
@@ -258,14 +194,14 @@ class Prober(threading.Thread):
                 if match:
                     found = match.groupdict().get("url")
                     url = found.rstrip("/") if found else self.spec.url
-                    self.report(Ready(self.run_id, url, "ready line", match.string.strip()))
+                    self.report(Ready(self.run_id, "ready line", url, match.string.strip()))
                     return url
             if health and time.monotonic() >= next_probe:
                 result = http_probe(
                     health, min(self.timeout, STARTUP_PROBE_TIMEOUT_S), self._session
                 )
                 if result.ok and not self._halt.is_set():
-                    self.report(Ready(self.run_id, self.spec.url, "health URL"))
+                    self.report(Ready(self.run_id, "health URL", self.spec.url))
                     return self.spec.url
                 next_probe = time.monotonic() + STARTUP_PROBE_S
             self._halt.wait(READY_SCAN_S)

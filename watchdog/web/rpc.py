@@ -18,9 +18,9 @@ from typing import Any
 
 import gradio as gr
 
-from .logs import STREAMS, tail_text
-from .service import Service
-from .supervisor import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
+from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
+from ..runtime.logs import STREAMS, tail_text
+from ..runtime.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from .logs import tail_text
+from ..runtime.logs import tail_text
+from ..runtime.supervisor import Supervisor
 from .rpc import MAX_LINES
-from .supervisor import Supervisor
 
 CHUNK = 256 * 1024
 

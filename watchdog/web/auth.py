@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from .events import EventLog
+from ..runtime.events import EventLog
 
 OPEN_PATHS = frozenset({"/health"})
 LOGIN_PATHS = frozenset({"/login", "/login/"})

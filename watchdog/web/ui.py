@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import gradio as gr
 import pandas as pd
 
-from .logs import latest_line, tail_text
+from ..core.states import State
+from ..core.status import Status
+from ..runtime.logs import latest_line, tail_text
+from ..runtime.service import Service
 from .rpc import MAX_LINES, Rpc, register
-from .service import Service
-from .supervisor import State, Status
 
 STATE_COLOURS = {
     State.RUNNING: "#16a34a",

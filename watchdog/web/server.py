@@ -19,9 +19,9 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from ..runtime.service import Service
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
-from .service import Service
 from .ui import CSS, build_page
 
 log = logging.getLogger(__name__)

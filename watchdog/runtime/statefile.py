@@ -1,14 +1,15 @@
 """What the watchdog must remember across its own restarts.
 
-The chosen framework (and whether it should run), and the run that is alive right
-now, so that a restarted watchdog adopts it instead of starting a second copy.
+What a person asked for (the framework, whether it should run, a restart in flight),
+saved before it is acted on, and the run that is alive right now: a restarted watchdog
+adopts that run instead of starting a second copy, and finishes what was asked.
 Written atomically (temp file + rename): a crash mid-write leaves the old file. A
 missing or unreadable file means "no memory": the settings' default applies.
 
     >>> store = StateFile(Path("logs/state.json"))     # doctest: +SKIP
-    >>> store.save(Desired("comfyui", should_run=True), run=None)
+    >>> store.save(Wanted("comfyui", should_run=True), run=None)
     >>> store.load()
-    Remembered(desired=Desired(framework='comfyui', should_run=True), run=None)
+    Remembered(wanted=Wanted(framework='comfyui', should_run=True, restart_run=None), run=None)
 """
 
 from __future__ import annotations
@@ -19,13 +20,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core.messages import Wanted
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Desired:
-    framework: str
-    should_run: bool
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Remembered:
-    desired: Desired
+    wanted: Wanted
     run: RunRecord | None
 
 
@@ -57,10 +54,11 @@ class StateFile:
     def load(self) -> Remembered | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            d = data["desired"]
-            desired = Desired(str(d["framework"]), bool(d["should_run"]))
+            w = data.get("wanted") or data["desired"]  # "desired": version 2
+            restart = w.get("restart_run")
+            wanted = Wanted(str(w["framework"]), bool(w["should_run"]), restart and str(restart))
             run = RunRecord(**data["run"]) if data.get("run") else None
-            return Remembered(desired, run)
+            return Remembered(wanted, run)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -68,9 +66,9 @@ class StateFile:
             log.warning("%s", self.error)
             return None
 
-    def save(self, desired: Desired, run: RunRecord | None) -> None:
+    def save(self, wanted: Wanted, run: RunRecord | None) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        payload = {"version": 2, "desired": asdict(desired), "run": asdict(run) if run else None}
+        payload = {"version": 3, "wanted": asdict(wanted), "run": asdict(run) if run else None}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # No fsync: this is written on every spawn (the respawn path), and after a

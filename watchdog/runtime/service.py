@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-from .gpu import GpuReader, make_reader
-from .metrics import History, Sampler
-from .settings import Settings
-from .supervisor import Status, Supervisor
+from ..core.status import Status
+from ..monitor.gpu import GpuReader, make_reader
+from ..monitor.metrics import History, Sampler
+from ..settings import Settings
+from .supervisor import Supervisor
 
 DAY_S = 86400
 

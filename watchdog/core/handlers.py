@@ -1,0 +1,266 @@
+"""What each message does to the machine: one function per message type.
+
+``ON_MESSAGE`` is the table the machine steps through: a message's type picks its
+handler, which updates what is known and wanted, enters states through
+``Machine.enter`` (which checks ``states.TRANSITIONS`` and writes the event) and asks
+for effects. What runs is compared with what is wanted afterwards, in
+``Machine.reconcile``. The edges each handler may take are named in its comments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import exits, verdicts
+from .commands import decide
+from .errors import ShuttingDown
+from .leaving import Leaving
+from .messages import (
+    Boot,
+    Command,
+    Detach,
+    Exited,
+    Probe,
+    Ready,
+    Reply,
+    Shutdown,
+    Spawned,
+    SpawnFailed,
+    Sweep,
+    Swept,
+    Teardown,
+    Tick,
+    TornDown,
+    Usage,
+    Wanted,
+)
+from .policy import Retry
+from .run import RunView
+from .states import State as S
+
+if TYPE_CHECKING:
+    from .machine import Machine
+
+
+# -- a person, or the watchdog's own start and end --------------------------------
+
+
+def on_boot(m: Machine, msg: Boot) -> None:
+    wanted = msg.wanted
+    if wanted is None or wanted.framework not in m.settings.frameworks:
+        wanted = Wanted(m.settings.default_framework, True)
+    m.wanted = wanted
+    now_wanted = {"framework": wanted.framework, "should_run": wanted.should_run}
+    m.journal("watchdog_start", **msg.info, **now_wanted, watching=m.watching)
+    if not m.watching:
+        return
+    a = msg.adopted
+    if a is not None:
+        configured = m.settings.framework(a.framework).url
+        m.run = RunView.adopted(a, m.settings.watch_for(a.framework), configured, m.now)
+        # STOPPED -> STARTING: it serves again once it answers (ready line or health).
+        # Whatever was asked before the old watchdog died (a stop, a switch, a
+        # restart) is finished by reconcile, never undone.
+        uptime = round(m.run.uptime(m.now), 1)
+        m.enter(S.STARTING, "adopt", **m.run.ids(), requested_by="boot", uptime_s=uptime)
+    if wanted.restart_run is not None and (a is None or wanted.restart_run != a.run_id):
+        m.wanted = Wanted(wanted.framework, wanted.should_run)  # that run is gone
+    m.busy_with = "sweep"
+    m.out.append(Sweep(keep_run=a.run_id if a else None))
+    m.persist()
+
+
+def on_command(m: Machine, cmd: Command) -> None:
+    if m.closing:
+        m.out.append(Reply(ShuttingDown("the watchdog is shutting down")))
+        return
+    decision = decide(cmd, m.wanted, m.run)
+    if decision.wanted is None:
+        m.out.append(Reply(decision.refusal))
+        return
+    m.seq += 1
+    m.spawn_by = cmd.requested_by
+    m.interrupt_next = m.interrupt_next or decision.interrupt
+    for event, fields in decision.events:
+        m.journal(event, **fields)
+    if decision.wanted != m.wanted or m.run is None or cmd.kind == "restart":
+        m.policy.reset()  # a person's word: what failed before is forgotten
+        m.restarts = 0
+    m.wanted = decision.wanted
+    if not m.wanted.should_run and m.state in (S.BACKOFF, S.FATAL):
+        # BACKOFF/FATAL -> STOPPED: nothing runs, and nothing will be tried
+        fields = {"reason": "stop requested", "requested_by": cmd.requested_by}
+        m.enter(S.STOPPED, "stop", framework=m.wanted.framework, **fields)
+    m.persist()  # before it is acted on: a restarted watchdog finishes it
+    m.out.append(Reply())
+
+
+def on_shutdown(m: Machine, msg: Shutdown) -> None:
+    m.closing = msg
+    run = m.run
+    if msg.leave_running and run is not None:
+        m.persist()  # with the run: the next watchdog adopts it
+        m.run = None
+        m.out.append(Detach(run.run_id))
+        # STARTING/RUNNING/UNHEALTHY -> STOPPED, the framework left running
+        why = "watchdog exiting; framework left running"
+        m.enter(S.STOPPED, "detach", **run.ids(), requested_by=msg.requested_by, reason=why)
+
+
+def on_tick(m: Machine, msg: Tick) -> None:
+    pass  # timers are looked at after every message
+
+
+# -- what the world did ------------------------------------------------------------
+
+
+def on_spawned(m: Machine, msg: Spawned) -> None:
+    m.busy_with = None
+    by, m.spawn_by = m.spawn_by, "watch"
+    m.restarts += by == "watch"
+    m.run = RunView.spawned(msg, m.settings.watch_for(msg.framework), m.now)
+    m.policy.spawned()
+    if m.wanted.restart_run is not None:
+        m.wanted = Wanted(m.wanted.framework, True)  # the restart is done
+    m.persist()
+    # STOPPED/BACKOFF/STOPPING/FATAL -> STARTING
+    fields = {**m.run.ids(), "requested_by": by, **msg.details, "restarts": m.restarts}
+    m.enter(S.STARTING, "spawn", **fields)
+
+
+def on_spawnfailed(m: Machine, msg: SpawnFailed) -> None:
+    m.busy_with = None
+    m.spawn_by = "watch"
+    m.journal(msg.event, framework=msg.framework, reason=msg.reason, **msg.details)
+    watch = m.settings.watch_for(msg.framework)
+    outcome = m.policy.on_failure(watch, m.now, False, msg.reason)
+    m.after_failure(outcome, (), framework=msg.framework)
+
+
+def on_ready(m: Machine, msg: Ready) -> None:
+    run = m.run
+    if run is None or run.run_id != msg.run_id or run.ready:
+        return
+    run.ready_mono = m.now
+    if msg.url and msg.url != run.url:
+        run.url = msg.url
+        m.persist()
+    startup_s = round(run.uptime(m.now), 3)
+    fields = {"via": msg.via, "url": run.url, "startup_s": startup_s, "line": msg.line}
+    m.enter(S.RUNNING, "ready", **run.ids(), **fields)  # STARTING -> RUNNING
+    if run.configured_url and run.url != run.configured_url:
+        # Gradio and InvokeAI move to the next free port: the ready line is the truth.
+        m.journal("url_changed", **run.ids(), configured=run.configured_url, actual=run.url)
+
+
+def on_probe(m: Machine, msg: Probe) -> None:
+    run = m.run
+    if run is None or run.run_id != msg.run_id or not run.ready:
+        return
+    verdict = verdicts.judge_probe(run, msg, m.now)
+    if isinstance(verdict, verdicts.ProbeNews):
+        # RUNNING -> UNHEALTHY (first failure), UNHEALTHY -> RUNNING (answered again)
+        new = S.UNHEALTHY if verdict.event == "unhealthy" else S.RUNNING
+        if new is not m.state:
+            m.enter(new, verdict.event, **run.ids(), **verdict.fields)
+    elif verdict is not None:
+        m.fail(run, verdict)
+
+
+def on_usage(m: Machine, msg: Usage) -> None:
+    run = m.run
+    if run is not None:
+        limit = m.settings.frameworks[run.framework].max_rss_mb
+        verdict = verdicts.judge_usage(run, msg, limit, m.now)
+        if verdict is not None:
+            m.fail(run, verdict)
+
+
+def on_exited(m: Machine, msg: Exited) -> None:
+    lv, run = m.leaving, m.run
+    if lv is not None and lv.run.run_id == msg.run_id:
+        lv.exit_seen = True
+        if not lv.after_crash:
+            journal_exit(m, exits.stopped(lv, msg, m.now, m.wall))
+        return
+    if run is None or run.run_id != msg.run_id:
+        return
+    m.run = None
+    why = "cleanup after exit" if msg.restart_asked else "cleanup after crash"
+    m.leaving = Leaving(run, why, "watch", after_crash=True, exit_seen=True)
+    m.out.append(Teardown(run.run_id, why, "watch", after_crash=True))
+    report = exits.ended(run, msg, m.now, m.wall)
+    journal_exit(m, report)
+    if report.failure is None:  # A1111's "Apply and restart UI": at once, no failure
+        m.policy.retry_now(m.now, report.last_exit.reason)
+        # RUNNING -> BACKOFF, for as long as the cleanup takes
+        why = "the framework wrote its restart file before the exit"
+        m.enter(S.BACKOFF, "restart", **run.ids(), requested_by="framework", reason=why)
+    else:
+        stable = run.stable(m.now)
+        outcome = m.policy.on_failure(run.watch, m.now, stable, report.failure)
+        m.after_failure(outcome, msg.stderr_tail, **run.ids())
+    m.persist()
+
+
+def journal_exit(m: Machine, report: exits.ExitReport) -> None:
+    m.last_exit = report.last_exit
+    for event, fields in report.events:
+        m.journal(event, **fields)
+
+
+def on_torndown(m: Machine, msg: TornDown) -> None:
+    lv = m.leaving
+    if lv is None or lv.run.run_id != msg.run_id:
+        return
+    m.leaving = None
+    m.sweep_needed = m.sweep_needed or bool(msg.error or msg.remaining)
+    if msg.error:
+        m.journal("teardown_failed", **lv.run.ids(), reason=lv.reason, error=msg.error)
+        why = f"could not stop {lv.run.framework} ({lv.reason}): {msg.error}"
+        m.give_up(f"{why}; the next start sweeps what is left", msg.stderr_tail, lv.run)
+        m.persist()
+        return
+    then = lv.afterwards(msg, m.state, bool(m.closing), m.wanted.should_run, m.may_spawn())
+    if then.enter is S.STOPPED:
+        m.enter(S.STOPPED, "stop", **lv.stop_details(msg))  # STOPPING -> STOPPED
+    elif not lv.quiet(msg):
+        m.journal("cleanup" if lv.after_crash else "stop", **lv.stop_details(msg))
+    vram = lv.vram_event(msg)
+    if vram is not None:
+        m.journal(vram[0], **lv.run.ids(), **vram[1])
+    if then.fatal:
+        m.give_up(then.fatal, msg.stderr_tail, lv.run)
+    elif then.enter is S.BACKOFF and isinstance(lv.then, Retry):
+        m.enter_backoff(lv.then, **lv.run.ids())  # STOPPING -> BACKOFF
+    m.persist()
+
+
+def on_swept(m: Machine, msg: Swept) -> None:
+    m.busy_with = None
+    m.sweep_needed = bool(msg.error or msg.remaining)
+    if msg.pids or msg.error:
+        left = list(msg.remaining) or None
+        fields = {"pids": list(msg.pids), "forced": msg.forced, "remaining": left}
+        why = "leftovers of earlier runs"
+        m.journal("cleanup", framework=m.wanted.framework, reason=why, **fields)
+    if m.sweep_needed and m.wanted.should_run and m.run is None and not m.closing:
+        why = msg.error or f"processes {list(msg.remaining)} survived SIGKILL"
+        m.give_up(f"leftovers of earlier runs could not be stopped: {why}", (), None)
+
+
+ON_MESSAGE: dict[type, Callable[[Machine, Any], None]] = {
+    Boot: on_boot,
+    Command: on_command,
+    Shutdown: on_shutdown,
+    Tick: on_tick,
+    Spawned: on_spawned,
+    SpawnFailed: on_spawnfailed,
+    Ready: on_ready,
+    Probe: on_probe,
+    Usage: on_usage,
+    Exited: on_exited,
+    TornDown: on_torndown,
+    Swept: on_swept,
+}

@@ -1,0 +1,241 @@
+"""What the machine is told (messages in) and what it asks for (effects out).
+
+Messages come from the runtime: a person's command, and what the world did (a spawn
+happened, a run became ready, a probe answered, a process exited, a tree is gone).
+Effects are the machine's answer; the runtime carries them out in order, so a
+``Persist`` listed before a ``Teardown`` is on disk before the first signal is sent.
+
+All are frozen dataclasses of plain values: a history of them can be written down in
+a test and replayed against the machine without a process, thread or file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..frameworks.busy import Busy
+
+# -- messages in --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a person asked for, persisted before it is acted on.
+
+    ``restart_run``: a restart of that run is in flight (a restarted watchdog that
+    adopts this run finishes the restart instead of keeping the old process).
+    """
+
+    framework: str
+    should_run: bool
+    restart_run: str | None = None
+
+
+@dataclass(frozen=True)
+class AdoptedRun:
+    """A live run a previous watchdog left behind, checked by the runtime (pid, start
+    time and run marker all match)."""
+
+    framework: str
+    run_id: str
+    pid: int
+    started_mono: float
+    started_at: float
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Boot:
+    """The watchdog started: what it remembered, and the run it could adopt."""
+
+    wanted: Wanted | None  # None: nothing remembered (or not usable): the default
+    adopted: AdoptedRun | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # for the watchdog_start event
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str  # start, stop, restart, switch
+    name: str | None = None
+    requested_by: str = "api"
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Spawned:
+    run_id: str
+    framework: str
+    pid: int
+    started_mono: float
+    started_at: float
+    url: str | None
+    details: dict[str, Any] = field(default_factory=dict)  # command, cwd, log files
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    framework: str
+    reason: str
+    event: str = "spawn_failed"  # or port_busy
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ready:
+    run_id: str
+    via: str  # "ready line" or "health URL"
+    url: str | None
+    line: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A liveness probe of a ready run; ``output_bytes``: its log files' size now."""
+
+    run_id: str
+    ok: bool
+    detail: str
+    busy: Busy | None = None
+    output_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Exited:
+    run_id: str
+    returncode: int | None  # None: an adopted run, whose status went to init
+    stderr_tail: tuple[str, ...] = ()
+    restart_asked: bool = False  # the framework wrote its restart file before exiting
+
+
+@dataclass(frozen=True)
+class VramWait:
+    """How the wait for a stopped tree's GPU memory ended."""
+
+    skipped: str | None = None  # why no wait was needed (no GPU…)
+    released: bool = True
+    waited_s: float = 0.0
+    freed_mb: float | None = None
+    held_pids: tuple[int, ...] = ()
+    held_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class TornDown:
+    """A teardown worker's definite answer; ``error`` when it could not finish."""
+
+    run_id: str
+    duration_s: float = 0.0
+    signal: str | None = None
+    forced: bool = False
+    swept: tuple[int, ...] = ()
+    remaining: tuple[int, ...] = ()
+    port_free: bool | None = None
+    port_wait_s: float = 0.0
+    vram: VramWait = VramWait(skipped="not measured")
+    stderr_tail: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Swept:
+    """Leftovers of earlier runs found before a spawn, and how stopping them went."""
+
+    pids: tuple[int, ...] = ()
+    remaining: tuple[int, ...] = ()
+    forced: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_mb: float | None
+    gpu_util_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Nothing happened, but time passed (a deadline is due)."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    leave_running: bool = False
+    requested_by: str = "signal"
+
+
+Message = (
+    Boot
+    | Command
+    | Spawned
+    | SpawnFailed
+    | Ready
+    | Probe
+    | Exited
+    | TornDown
+    | Swept
+    | Usage
+    | Tick
+    | Shutdown
+)
+
+# -- effects out --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Journal:
+    """One event for ``events.jsonl``; ``tails``: add that many last lines of the run's
+    stdout and stderr (the runtime reads them: the machine reads no file)."""
+
+    event: str
+    fields: dict[str, Any]
+    tails: int = 0
+
+
+@dataclass(frozen=True)
+class Persist:
+    wanted: Wanted
+    run_id: str | None  # the run a restarted watchdog should adopt
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Spawn:
+    framework: str
+
+
+@dataclass(frozen=True)
+class Teardown:
+    run_id: str
+    reason: str
+    requested_by: str
+    after_crash: bool = False  # the leader is dead: clear what is left, quickly
+    interrupt: bool = False  # call the framework's interrupt endpoint first
+    url: str | None = None  # where it serves (the port to wait for, the interrupt)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Find and stop leftovers of earlier runs (run marker, recorded group, orphans)."""
+
+    keep_run: str | None = None  # the adopted run, which is no leftover
+
+
+@dataclass(frozen=True)
+class Detach:
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to the command being stepped: None is success (the new status)."""
+
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """Shutdown is complete: nothing runs, nothing is in flight."""
+
+
+Effect = Journal | Persist | Spawn | Teardown | Sweep | Detach | Reply | Done

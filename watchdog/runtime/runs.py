@@ -1,0 +1,173 @@
+"""A run in the runtime: its process, its log files and its prober, and how one is
+begun (spawned) or taken over (adopted). Each answer is a message for the machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..core.messages import AdoptedRun, Exited, Message, Spawned, SpawnFailed
+from ..frameworks.presets import FrameworkSpec
+from ..settings import Settings, WatchSettings
+from .logs import LogStore, RunLogs, tail_lines
+from .ports import local_port, port_holder, port_in_use
+from .probes import Prober
+from .process import ManagedProcess, SpawnError
+from .statefile import RunRecord
+
+STDERR_TAIL_LINES = 20
+
+Post = Callable[[Message], None]
+
+
+@dataclass
+class Run:
+    framework: str
+    spec: FrameworkSpec
+    watch: WatchSettings
+    proc: ManagedProcess
+    logs: RunLogs
+    prober: Prober
+
+    @property
+    def run_id(self) -> str:
+        return self.proc.run_id
+
+    def record(self, url: str | None) -> RunRecord:
+        """What a later watchdog needs to adopt this run safely."""
+        return RunRecord(
+            framework=self.framework,
+            run_id=self.run_id,
+            pid=self.proc.pid,
+            start_ticks=self.proc.start_ticks,
+            started_at=self.proc.started_at,
+            command=self.spec.command_line,
+            stdout=str(self.logs.stdout),
+            stderr=str(self.logs.stderr),
+            url=url,
+        )
+
+    def stderr_tail(self) -> tuple[str, ...]:
+        return tuple(line for line in tail_lines(self.logs.stderr, STDERR_TAIL_LINES) if line)
+
+
+class RunIds:
+    """Run ids that sort in time and never repeat: ``20261127-083000-123-comfyui``."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    def new(self, name: str) -> str:
+        now = datetime.now(timezone.utc)
+        run_id = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{name}"
+        if run_id <= self.last:  # two spawns in one millisecond
+            run_id = f"{self.last}x"
+        self.last = run_id
+        return run_id
+
+
+class _Box:
+    """The Run, for a waiter that may fire before ``spawn`` has returned it."""
+
+    def __init__(self) -> None:
+        self._run: Run | None = None
+        self._set = threading.Event()
+
+    def put(self, run: Run) -> None:
+        self._run = run
+        self._set.set()
+
+    def on_exit(self, post: Post) -> Callable[[int | None], None]:
+        """The waiter's callback: the exit with what the machine needs to judge it
+        (read here, on the waiter thread, so the control thread never opens a file)."""
+
+        def exited(returncode: int | None) -> None:
+            self._set.wait(5)
+            r = self._run
+            if r is not None:
+                post(Exited(r.run_id, returncode, r.stderr_tail(), asked_to_restart(r)))
+
+        return exited
+
+
+def asked_to_restart(run: Run) -> bool:
+    """A1111's "Apply and restart UI": it writes tmp/restart, then exits."""
+    path = run.spec.restart_file
+    try:
+        return path is not None and path.stat().st_mtime >= run.proc.started_at - 1
+    except OSError:
+        return False
+
+
+def spawn_run(
+    settings: Settings, name: str, store: LogStore, ids: RunIds, home: str, post: Post
+) -> tuple[Run | None, Spawned | SpawnFailed]:
+    """Start ``name``; the new Run and ``Spawned``, or None and ``SpawnFailed``."""
+    spec = settings.framework(name)
+    port = local_port(spec.url)
+    if port is not None and port_in_use(port):
+        holder = port_holder(port)
+        reason = f"port {port} is already in use by {holder or 'another program'}"
+        return None, SpawnFailed(name, reason, "port_busy", {"port": port, "holder": holder})
+    run_id = ids.new(name)
+    run_logs = store.new_run(run_id)
+    box = _Box()
+    out, err = store.open_for_child(run_logs)
+    try:
+        proc = ManagedProcess.spawn(spec, run_id, home, out, err, box.on_exit(post))
+    except (SpawnError, OSError, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, SpawnError) else f"cannot start: {exc}"
+        return None, SpawnFailed(name, reason, "spawn_failed", {"run_id": run_id})
+    finally:
+        out.close()
+        err.close()
+    run = _run(settings, name, proc, run_logs, post)
+    box.put(run)
+    details = {
+        "command": spec.command_line,
+        "cwd": str(spec.cwd) if spec.cwd else None,
+        "stdout": str(run_logs.stdout),
+        "stderr": str(run_logs.stderr),
+    }
+    spawned = Spawned(run_id, name, proc.pid, proc.started_mono, proc.started_at, spec.url, details)
+    return run, spawned
+
+
+def adopt_run(
+    settings: Settings, record: RunRecord, post: Post
+) -> tuple[Run | None, AdoptedRun | str]:
+    """Take over the recorded run; None and the reason when it cannot be."""
+    if record.framework not in settings.frameworks:
+        return None, "framework no longer in settings"
+    box = _Box()
+    proc = ManagedProcess.adopt(
+        record.run_id, record.pid, record.start_ticks, record.started_at, box.on_exit(post)
+    )
+    if proc is None:
+        return None, "that run is gone (its pid is free or belongs to another process)"
+    run_logs = RunLogs(record.run_id, Path(record.stdout), Path(record.stderr))
+    run = _run(settings, record.framework, proc, run_logs, post)
+    box.put(run)
+    mono = time.monotonic() - (time.time() - record.started_at)
+    return run, AdoptedRun(
+        record.framework, record.run_id, record.pid, mono, record.started_at, record.url
+    )
+
+
+def _run(settings: Settings, name: str, proc: ManagedProcess, logs: RunLogs, post: Post) -> Run:
+    spec = settings.framework(name)
+    watch = settings.watch_for(name)
+    prober = Prober(
+        proc.run_id,
+        spec,
+        watch.health_interval_s,
+        watch.health_timeout_s,
+        [logs.stdout, logs.stderr],
+        post,
+    )
+    return Run(name, spec, watch, proc, logs, prober)

@@ -1,0 +1,343 @@
+"""The supervisor: the pure machine, driven by one thread, with the world around it.
+
+One control thread owns the :class:`~watchdog.core.machine.Machine`. Everything else
+talks to it through its inbox: a person's commands (with a future for the reply),
+exits from the waiter threads, readiness and liveness from the prober threads, "tree
+gone" from the teardown workers, usage from the sampler. The thread steps the machine
+with each message and carries out the effects it returns, in order (journal, persist,
+spawn, teardown, sweep, reply). Timers are the machine's next deadline: the thread
+sleeps in ``Queue.get(timeout)``, so any message wakes it at once.
+
+Readers never touch the machine: after every step the thread publishes an immutable
+:class:`Status`, and ``status()`` returns the latest one without locking.
+
+    >>> sup = Supervisor(load_settings(Path("settings.json")))    # doctest: +SKIP
+    >>> sup.begin()                 # adopts or starts the remembered framework
+    >>> sup.switch("comfyui", requested_by="api").state
+    <State.STOPPING: 'STOPPING'>
+    >>> sup.shutdown()              # stops the framework's whole tree
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from .. import __version__
+from ..core import messages as m
+from ..core.errors import NotInstalled, UnknownFramework, WatchDisabled
+from ..core.machine import Machine
+from ..core.snapshot import snapshot
+from ..core.states import State
+from ..core.status import Status
+from ..monitor.gpu import GpuReader
+from ..settings import Settings
+from . import teardown
+from .events import EventLog
+from .leftovers import Leftovers
+from .logs import LogStore, RunLogs, tail_lines
+from .runs import Run, RunIds, adopt_run, spawn_run
+from .statefile import RunRecord, StateFile
+
+log = logging.getLogger(__name__)
+
+COMMAND_REPLY_TIMEOUT_S = 30.0
+
+__all__ = ["State", "Status", "Supervisor"]
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A person's command in the inbox, with the future that answers it."""
+
+    command: m.Command
+    reply: Future[Status]
+
+
+class Supervisor:
+    """Keeps the chosen framework alive. Public methods are thread-safe."""
+
+    def __init__(
+        self, settings: Settings, *, watch: bool = True, gpu: GpuReader | None = None
+    ) -> None:
+        self.settings = settings
+        self.watching = watch
+        self.gpu = gpu
+        logs_dir = settings.logs_dir
+        self.logs = LogStore(
+            logs_dir,
+            settings.logs.max_bytes,
+            settings.logs.keep_runs,
+            settings.logs.max_total_bytes,
+        )
+        self.events = EventLog(logs_dir / "events.jsonl")
+        self.statefile = StateFile(logs_dir / "state.json")
+        self.home = str(logs_dir.resolve())
+        self.machine = Machine(settings, watching=watch)
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._abort = threading.Event()
+        self._stopped = threading.Event()
+        self._closed: Future[None] = Future()
+        self._boot_swept = threading.Event()
+        # Owned by the control thread.
+        self._runs: dict[str, Run] = {}
+        self._ids = RunIds()
+        self._recorded: RunRecord | None = None  # the run the last watchdog recorded
+        self._last_logs: RunLogs | None = None
+        self._status = self._snapshot()
+
+    # -- public API (any thread) ---------------------------------------------------
+
+    def begin(self, problems: list[str] | None = None) -> Status:
+        """Start the control thread: adopt the recorded run or start the remembered one.
+
+        ``problems``: what others found damaged on start (history…), for the journal.
+        """
+        if self._thread is not None:
+            return self._status
+        remembered = self.statefile.load()
+        found = [*(problems or []), *([self.statefile.error] if self.statefile.error else [])]
+        self._recorded = remembered.run if remembered else None
+        adopted = None
+        rec = self._recorded
+        if rec is not None and self.watching:
+            run, answer = adopt_run(self.settings, rec, self._inbox.put)
+            if run is None:
+                ids = {"framework": rec.framework, "run_id": rec.run_id, "pid": rec.pid}
+                self.events.write("adopt_skipped", **ids, reason=answer)
+            else:
+                assert isinstance(answer, m.AdoptedRun)
+                self._runs[run.run_id] = run
+                adopted = answer
+        wanted = remembered.wanted if remembered else None
+        if wanted is not None and wanted.framework not in self.settings.frameworks:
+            log.warning("remembered framework %r is no longer in the settings", wanted.framework)
+        info = {"pid": os.getpid(), "version": __version__, "settings": self.settings.source}
+        boot = m.Boot(wanted, adopted, {**info, "problems": found or None})
+        if adopted is not None:
+            run = self._runs[adopted.run_id]
+            self.logs.set_live(run.logs)
+            self._last_logs = run.logs
+            run.prober.start()
+        self._apply(boot)  # before the thread starts: nothing else runs yet
+        self._publish()
+        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+        self._thread.start()
+        if self.watching:  # leftovers of earlier runs go first; then it spawns, or adopts
+            self._boot_swept.wait(self.settings.watch.stop_timeout_s + 10)
+        return self._status
+
+    def status(self) -> Status:
+        return self._status
+
+    def tree_pids(self) -> list[int]:
+        """Pids of the running framework's whole tree (a /proc scan; for the sampler)."""
+        run_view = self.machine.run
+        run = self._runs.get(run_view.run_id) if run_view is not None else None
+        return [p.pid for p in run.proc.find()] if run is not None else []
+
+    # Stop, restart and switch refuse (BusyRefused) while the framework reports a
+    # generation in progress, unless ``force``: then its interrupt endpoint is called
+    # before the stop.
+
+    def start(
+        self, name: str | None = None, requested_by: str = "api", force: bool = False
+    ) -> Status:
+        """Run ``name`` (default: the chosen framework); switches if another runs."""
+        return self._command("start", name, requested_by, force)
+
+    def switch(self, name: str, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("switch", name, requested_by, force)
+
+    def stop(self, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("stop", None, requested_by, force)
+
+    def restart(self, requested_by: str = "api", force: bool = False) -> Status:
+        return self._command("restart", None, requested_by, force)
+
+    def report_usage(self, rss_mb: float | None, gpu_util_pct: float | None = None) -> None:
+        """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``) and GPU
+        utilisation (a busy GPU is a sign of life during a long generation)."""
+        self._inbox.put(m.Usage(rss_mb, gpu_util_pct))
+
+    def wait_for(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
+        """Block until a published status satisfies ``predicate``; TimeoutError if not."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self._status), timeout):
+                raise TimeoutError(f"status never matched; last: {self._status.to_dict()}")
+            return self._status
+
+    def shutdown(
+        self, leave_running: bool = False, requested_by: str = "signal", timeout: float = 120
+    ) -> None:
+        """Stop supervising; stop the framework's tree unless ``leave_running``."""
+        if self._thread is None or not self._thread.is_alive():
+            self.logs.close()
+            return
+        self._inbox.put(m.Shutdown(leave_running, requested_by))
+        try:
+            self._closed.result(timeout)
+        finally:
+            self._abort.set()
+            self._thread.join(timeout=5)
+            self.logs.close()
+
+    def _command(self, kind: str, name: str | None, requested_by: str, force: bool) -> Status:
+        if name is not None and name not in self.settings.frameworks:
+            known = ", ".join(self.settings.frameworks)
+            raise UnknownFramework(f"unknown framework {name!r:.80} (known: {known})")
+        if name is not None:
+            missing = self.settings.framework(name).missing()
+            if missing:
+                raise NotInstalled(f"{name} is {missing}")
+        if not self.watching:
+            raise WatchDisabled("this watchdog runs with --no-watch: it never starts or stops")
+        if self._thread is None or self._stopped.is_set():
+            raise RuntimeError("the supervisor is not running")
+        reply: Future[Status] = Future()
+        self._inbox.put(_Asked(m.Command(kind, name, requested_by, force), reply))
+        return reply.result(COMMAND_REPLY_TIMEOUT_S)
+
+    # -- the control loop (control thread only below) ----------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            deadline = self.machine.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                msg = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                msg = m.Tick()
+            reply = None
+            if isinstance(msg, _Asked):
+                msg, reply = msg.command, msg.reply
+            error = self._apply(msg)
+            self._publish()
+            if self.machine.busy_with != "sweep":
+                self._boot_swept.set()
+            if reply is not None:
+                if error is not None:
+                    reply.set_exception(error)
+                else:
+                    reply.set_result(self._status)
+
+    def _apply(self, first: object) -> Exception | None:
+        """Step the machine with ``first`` and carry out the effects, and those of the
+        answers that come back at once (a spawn's). Returns a refusal, if any."""
+        pending = [first]
+        refusal: Exception | None = None
+        while pending:
+            msg = pending.pop(0)
+            try:
+                effects = self.machine.step(msg, time.monotonic(), time.time())  # type: ignore[arg-type]
+            except Exception as exc:  # the loop must outlive any bug in one step
+                log.exception("supervisor step failed on %s", type(msg).__name__)
+                self.events.write("internal_error", error=f"{exc.__class__.__name__}: {exc}")
+                return exc
+            for effect in effects:
+                try:
+                    answer = self._carry_out(effect)
+                except Exception as exc:
+                    log.exception("effect %s failed", type(effect).__name__)
+                    self.events.write("internal_error", error=f"{exc.__class__.__name__}: {exc}")
+                    continue
+                if isinstance(effect, m.Reply) and effect.error is not None:
+                    refusal = effect.error
+                if answer is not None:
+                    pending.append(answer)
+            if isinstance(msg, m.TornDown):
+                self._forget(msg.run_id)
+        return refusal
+
+    def _carry_out(self, effect: m.Effect) -> m.Message | None:
+        if isinstance(effect, m.Journal):
+            self._journal(effect)
+        elif isinstance(effect, m.Persist):
+            run = self._runs.get(effect.run_id) if effect.run_id else None
+            self.statefile.save(effect.wanted, run.record(effect.url) if run else None)
+        elif isinstance(effect, m.Spawn):
+            return self._spawn(effect.framework)
+        elif isinstance(effect, m.Teardown):
+            self._start_teardown(effect)
+        elif isinstance(effect, m.Sweep):
+            self._start_sweep(effect)
+        elif isinstance(effect, m.Detach):
+            run = self._runs.pop(effect.run_id, None)
+            if run is not None:
+                run.prober.stop()
+                self.logs.set_live(None)
+        elif isinstance(effect, m.Done):
+            self.events.write("watchdog_stop", pid=os.getpid(), requested_by=self._closing_by())
+            self._stopped.set()
+            self._closed.set_result(None)
+        return None
+
+    def _journal(self, j: m.Journal) -> None:
+        fields = dict(j.fields)
+        run = self._runs.get(str(fields.get("run_id")))
+        if j.tails and run is not None:
+            fields["last_stdout"] = tail_lines(run.logs.stdout, j.tails)
+            fields["last_stderr"] = tail_lines(run.logs.stderr, j.tails)
+        self.events.write(j.event, **fields)
+
+    def _spawn(self, name: str) -> m.Message:
+        run, answer = spawn_run(
+            self.settings, name, self.logs, self._ids, self.home, self._inbox.put
+        )
+        if run is not None:
+            self._runs[run.run_id] = run
+            self._last_logs = run.logs
+            self.logs.set_live(run.logs)
+            run.prober.start()
+        return answer
+
+    def _start_teardown(self, td: m.Teardown) -> None:
+        run = self._runs.get(td.run_id)
+        if run is None:  # never: the machine only tears down runs it was told of
+            self._inbox.put(m.TornDown(td.run_id, error="no such run in the runtime"))
+            return
+        run.prober.stop()
+
+        def work() -> None:
+            teardown.tear_down(run, td, self.gpu, self.events, self._abort, self._inbox.put)
+
+        threading.Thread(target=work, name=f"stop-{run.proc.pid}", daemon=True).start()
+
+    def _forget(self, run_id: str) -> None:
+        """A torn-down run: its files stay the page's "last run", its record goes."""
+        run = self._runs.pop(run_id, None)
+        if run is not None and self.logs.live == run.logs:
+            self.logs.set_live(None)
+
+    def _start_sweep(self, sweep: m.Sweep) -> None:
+        keep = self._runs.get(sweep.keep_run).proc if sweep.keep_run in self._runs else None
+        leftovers = Leftovers(self.home, self._recorded, keep)
+        timeout = self.settings.watch.stop_timeout_s
+
+        def work() -> None:
+            teardown.sweep(leftovers, timeout, self._abort, self._inbox.put)
+
+        threading.Thread(target=work, name="sweep", daemon=True).start()
+
+    def _closing_by(self) -> str:
+        return self.machine.closing.requested_by if self.machine.closing else "signal"
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def _snapshot(self) -> Status:
+        errors = tuple(e for e in (self.logs.error, self.events.error, self.statefile.error) if e)
+        return snapshot(self.machine, time.monotonic(), time.time(), errors, self._last_logs)
+
+    def _publish(self) -> None:
+        status = self._snapshot()
+        with self._changed:
+            self._status = status
+            self._changed.notify_all()
