@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from watchdog import __version__
+from watchdog.runtime import reaper
 from watchdog.runtime.instance_lock import AlreadyRunning, InstanceLock
 from watchdog.runtime.service import Service
 from watchdog.settings import Settings, SettingsError, load_settings
@@ -220,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sd-watchdog: {exc}", file=sys.stderr)
         return EXIT_LOCKED
 
+    # Orphans of a framework's tree come to us, not to init: found, stopped, reaped.
+    # As PID 1 in a container, every orphan does. SIGCHLD only wakes the reaper.
+    reaper.become_subreaper()
+    reaping = reaper.Reaper()
+    reaping.start()
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: reaping.wake())
+    before, after = reaper.raise_open_files_limit()
+    if after > before:
+        log.info("open-files limit raised from %d to %d", before, after)
+
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -279,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
         service.stop(leave_running=args.leave_running, requested_by="signal")
+        reaping.stop()
         lock.release()
     return 0
 

@@ -290,6 +290,27 @@ def wait_event(sup: Supervisor, kind: str, timeout: float, count: int = 1) -> li
         time.sleep(0.02)
 
 
+def journal(logs: Path) -> list[dict[str, Any]]:
+    """``events.jsonl`` of a watchdog in another process, oldest first."""
+    try:
+        lines = (logs / "events.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def wait_journal(
+    logs: Path, kind: str, count: int = 1, timeout: float = 20
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in journal(logs) if e["event"] == kind]
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} x {kind}: {journal(logs)}")
+
+
 def running(status: Status) -> bool:
     return status.state.value == "RUNNING"
 

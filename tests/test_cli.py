@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,25 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, demo, pid_alive, run_app
-
-
-def journal(logs: Path) -> list[dict]:
-    try:
-        text = (logs / "events.jsonl").read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def wait_journal(logs: Path, kind: str, timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for e in journal(logs):
-            if e["event"] == kind:
-                return e
-        time.sleep(0.05)
-    raise AssertionError(f"no {kind} event; journal: {journal(logs)}")
+from conftest import ROOT, demo, journal, pid_alive, run_app, wait_journal
 
 
 @pytest.fixture
@@ -62,32 +43,32 @@ def launch(write_settings) -> Iterator:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_framework_cleanly(launch, sig):
     proc, logs = launch("--no-server")
-    ready = wait_journal(logs, "ready")
+    ready = wait_journal(logs, "ready")[0]
     assert pid_alive(ready["pid"])
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert not pid_alive(ready["pid"])
-    stop = wait_journal(logs, "stop", 1)
+    stop = wait_journal(logs, "stop", timeout=1)[0]
     assert stop["requested_by"] == "signal" and stop["reason"] == "watchdog shutting down"
     assert journal(logs)[-1]["event"] == "watchdog_stop"
 
 
 def test_leave_running_keeps_the_framework(launch):
     proc, logs = launch("--no-server", "--leave-running")
-    ready = wait_journal(logs, "ready")
+    ready = wait_journal(logs, "ready")[0]
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     try:
         assert proc.returncode == 0 and pid_alive(ready["pid"])
-        assert wait_journal(logs, "detach", 1)["pid"] == ready["pid"]
+        assert wait_journal(logs, "detach", timeout=1)[0]["pid"] == ready["pid"]
     finally:
         os.killpg(ready["pid"], signal.SIGKILL)
 
 
 def test_second_watchdog_on_same_settings_refuses(launch):
     proc, logs = launch("--no-server")
-    wait_journal(logs, "ready")
+    wait_journal(logs, "ready")[0]
     settings = logs.parent / "settings.json"
     second = run_app("--settings", str(settings), "--no-server")
     assert second.returncode == 3
@@ -97,7 +78,7 @@ def test_second_watchdog_on_same_settings_refuses(launch):
 
 def test_no_watch_never_launches(launch):
     proc, logs = launch("--no-server", "--no-watch")
-    start = wait_journal(logs, "watchdog_start")
+    start = wait_journal(logs, "watchdog_start")[0]
     assert start["watching"] is False
     time.sleep(0.5)
     assert not [e for e in journal(logs) if e["event"] == "spawn"]

@@ -53,6 +53,8 @@ def on_boot(m: Machine, msg: Boot) -> None:
     m.wanted = wanted
     now_wanted = {"framework": wanted.framework, "should_run": wanted.should_run}
     m.journal("watchdog_start", **msg.info, **now_wanted, watching=m.watching)
+    if msg.not_adopted is not None:
+        m.journal("adopt_skipped", **msg.not_adopted)
     if not m.watching:
         return
     a = msg.adopted

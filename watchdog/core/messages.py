@@ -52,6 +52,7 @@ class Boot:
     wanted: Wanted | None  # None: nothing remembered (or not usable): the default
     adopted: AdoptedRun | None = None
     info: dict[str, Any] = field(default_factory=dict)  # for the watchdog_start event
+    not_adopted: dict[str, Any] | None = None  # the recorded run's ids, and why not
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+try:
+    from . import demo_faults as faults  # imported as part of the package
+except ImportError:
+    import demo_faults as faults  # type: ignore[no-redef]  # run as a script
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -61,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grow-rss-mb-per-s", type=float, default=0.0, help="leak memory")
     p.add_argument("--workers", type=int, default=0, help="fork N worker processes")
     p.add_argument("--pid-file", help="write the server's pid here once ready")
+    p.add_argument("--term-delay", type=float, default=0.0, help="exit this long after SIGTERM")
+    p.add_argument("--ghost", action="store_true", help="a double-forked, renamed escapee")
     return p.parse_args(argv)
 
 
@@ -232,112 +239,6 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
-def spawn_worker() -> None:
-    """A forked worker (like a data loader): same group, no exec, runs until stopped."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            while True:
-                time.sleep(3600)
-        finally:
-            os._exit(0)
-    print(f"demo: worker pid {pid}", flush=True)
-
-
-def spawn_escapee() -> None:
-    """A grandchild in its own session: it leaves our process group, as some tools do."""
-    code = "import time\nwhile True: time.sleep(3600)"
-    child = subprocess.Popen(
-        [sys.executable, "-c", code],
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    print(f"demo: escaped grandchild pid {child.pid}", flush=True)
-
-
-def spam(rate: float, stream: str, line_bytes: int, stop: threading.Event) -> None:
-    outs = {"stdout": [sys.stdout], "stderr": [sys.stderr], "both": [sys.stdout, sys.stderr]}
-    targets = outs[stream]
-    tick = 0.01
-    per_tick = rate * tick
-    owed = 0.0
-    n = 0
-    filler = "x" * max(0, line_bytes - 30)
-    while not stop.wait(tick):
-        owed += per_tick
-        batch = int(owed)
-        owed -= batch
-        if batch:
-            for out in targets:
-                text = "".join(f"spam line {n + i:09d} {filler}\n" for i in range(batch))
-                out.write(text)
-                out.flush()
-            n += batch
-
-
-def progress_bars(state: DemoState, stop: threading.Event) -> None:
-    while not stop.wait(0.1):
-        busy, _, step = state.job()
-        if busy and not state.frozen:
-            bar = "#" * step + " " * (state.steps - step)
-            sys.stderr.write(f"\r\x1b[32m{step * 5:3d}%\x1b[0m|{bar}| {step}/{state.steps}")
-            sys.stderr.flush()
-
-
-CRASH_TEXT = {
-    "traceback": "Traceback (most recent call last):\n"
-    '  File "demo_app.py", line 1, in generate\n'
-    "RuntimeError: demo crash requested by --crash-after",
-    # As torch prints it when a generation does not fit.
-    "cuda-oom": "Traceback (most recent call last):\n"
-    '  File "modules/processing.py", line 845, in process_images\n'
-    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a"
-    " total capacity of 23.65 GiB of which 1.06 GiB is free.",
-    "port-in-use": "ERROR:    [Errno 98] error while attempting to bind on address"
-    " ('127.0.0.1', 7860): address already in use",
-    "restart-request": "Restarting UI...",
-}
-
-
-def leak(mb_per_s: float, stop: threading.Event) -> None:
-    """Grow RSS steadily, like the RAM leaks every SD framework has had."""
-    hoard = []
-    chunk = max(1, int(mb_per_s * 1024 * 1024 / 10))
-    while not stop.wait(0.1):
-        hoard.append(b"x" * chunk)  # filled, so the pages are really resident
-
-
-def timeline(args: argparse.Namespace, state: DemoState, stop: threading.Event) -> None:
-    """Scheduled misbehaviour: crash or hang at the requested time."""
-    events = []
-    if args.crash_after is not None:
-        events.append((args.crash_after, "crash"))
-    if args.hang_after is not None:
-        events.append((args.hang_after, "hang"))
-    for at, what in sorted(events):
-        if stop.wait(max(0.0, state.ready_at + at - time.monotonic())):
-            return
-        if what == "hang":
-            print("demo: hanging now (still alive, no more answers)", file=sys.stderr, flush=True)
-            state.hung.set()
-            stop.set()  # no more log output either
-        else:
-            print(CRASH_TEXT[args.crash_with], file=sys.stderr, flush=True)
-            if args.crash_with == "restart-request":  # A1111's "Apply and restart UI"
-                os.makedirs("tmp", exist_ok=True)
-                open("tmp/restart", "w").close()
-                os._exit(0)
-            if args.crash_signal:
-                sig = args.crash_signal.upper()
-                sig = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]
-                os.kill(os.getpid(), sig)  # default disposition: the process dies by it
-                time.sleep(5)
-            os._exit(args.exit_code)
-
-
 def run_launcher(argv: list[str]) -> int:
     """Like webui.sh: a parent that runs the real server as a child, without exec."""
     child_args = [a for a in argv if a != "--launcher"]
@@ -353,6 +254,8 @@ def run_launcher(argv: list[str]) -> int:
 def serve(args: argparse.Namespace) -> int:
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif args.term_delay:
+        faults.slow_exit_on_sigterm(args.term_delay)
     print(f"demo: pid {os.getpid()} loading model weights…", flush=True)
     if args.startup_delay > 0:
         time.sleep(args.startup_delay)
@@ -363,19 +266,25 @@ def serve(args: argparse.Namespace) -> int:
     server.daemon_threads = True
     port = server.server_address[1]
     if args.escape:
-        spawn_escapee()
+        faults.spawn_escapee()
+    if args.ghost:
+        faults.spawn_ghost(server.socket.fileno())
     for _ in range(args.workers):
-        spawn_worker()
+        faults.spawn_worker()
     stop = threading.Event()
     handler_state.ready_at = handler_state.job_start = time.monotonic()
-    threading.Thread(target=timeline, args=(args, handler_state, stop), daemon=True).start()
+    threading.Thread(target=faults.timeline, args=(args, handler_state, stop), daemon=True).start()
     if args.spam_rate > 0:
         spam_args = (args.spam_rate, args.spam_stream, args.spam_line_bytes, stop)
-        threading.Thread(target=spam, args=spam_args, daemon=True).start()
+        threading.Thread(target=faults.spam, args=spam_args, daemon=True).start()
     if args.grow_rss_mb_per_s > 0:
-        threading.Thread(target=leak, args=(args.grow_rss_mb_per_s, stop), daemon=True).start()
+        threading.Thread(
+            target=faults.leak, args=(args.grow_rss_mb_per_s, stop), daemon=True
+        ).start()
     if args.progress_bars:
-        threading.Thread(target=progress_bars, args=(handler_state, stop), daemon=True).start()
+        threading.Thread(
+            target=faults.progress_bars, args=(handler_state, stop), daemon=True
+        ).start()
     if args.pid_file:
         with open(args.pid_file, "w") as fh:
             fh.write(str(os.getpid()))

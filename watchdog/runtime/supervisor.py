@@ -106,13 +106,13 @@ class Supervisor:
         remembered = self.statefile.load()
         found = [*(problems or []), *([self.statefile.error] if self.statefile.error else [])]
         self._recorded = remembered.run if remembered else None
-        adopted = None
+        adopted = not_adopted = None
         rec = self._recorded
         if rec is not None and self.watching:
             run, answer = adopt_run(self.settings, rec, self._inbox.put)
             if run is None:
                 ids = {"framework": rec.framework, "run_id": rec.run_id, "pid": rec.pid}
-                self.events.write("adopt_skipped", **ids, reason=answer)
+                not_adopted = {**ids, "reason": answer}
             else:
                 assert isinstance(answer, m.AdoptedRun)
                 self._runs[run.run_id] = run
@@ -121,7 +121,7 @@ class Supervisor:
         if wanted is not None and wanted.framework not in self.settings.frameworks:
             log.warning("remembered framework %r is no longer in the settings", wanted.framework)
         info = {"pid": os.getpid(), "version": __version__, "settings": self.settings.source}
-        boot = m.Boot(wanted, adopted, {**info, "problems": found or None})
+        boot = m.Boot(wanted, adopted, {**info, "problems": found or None}, not_adopted)
         if adopted is not None:
             run = self._runs[adopted.run_id]
             self.logs.set_live(run.logs)

@@ -19,6 +19,7 @@ import pandas as pd
 from ..core.states import State
 from ..core.status import Status
 from ..runtime.logs import latest_line, tail_text
+from ..runtime.ports import LOCAL_HOSTS
 from ..runtime.service import Service
 from .rpc import MAX_LINES, Rpc, register
 
@@ -87,7 +88,7 @@ def public_url(url: str | None, page_host: str | None) -> str | None:
     if not url:
         return None
     parts = urlsplit(url)
-    if parts.hostname in ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1") and page_host:
+    if parts.hostname in LOCAL_HOSTS and page_host:
         host = urlsplit(f"//{page_host}").hostname or parts.hostname
         if ":" in host:
             host = f"[{host}]"

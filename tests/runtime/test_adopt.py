@@ -10,27 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, demo, demo_servers, events, pid_alive, running, wait_event
+from conftest import (
+    ROOT,
+    demo,
+    demo_servers,
+    events,
+    journal,
+    pid_alive,
+    running,
+    wait_event,
+    wait_journal,
+)
 
 from watchdog.runtime.proctree import stat as _stat
-
-
-def journal(logs: Path) -> list[dict]:
-    try:
-        lines = (logs / "events.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def wait_journal(logs: Path, kind: str, count: int = 1, timeout: float = 20) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in journal(logs) if e["event"] == kind]
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no {count} x {kind}: {journal(logs)}")
 
 
 def test_kill9_of_the_watchdog_then_restart_adopts(write_settings):
