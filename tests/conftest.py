@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -309,6 +310,20 @@ def wait_journal(
             return found
         time.sleep(0.05)
     raise AssertionError(f"no {count} x {kind}: {journal(logs)}")
+
+
+def pid_in_log(path: Path, pattern: str, timeout: float = 5) -> int:
+    """The pid in the first line of a log matching ``pattern`` (its group 1)."""
+    from watchdog.runtime.logs import tail_lines
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in tail_lines(path, 50):
+            m = re.search(pattern, line)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError(f"{pattern!r} never appeared in {path}")
 
 
 def running(status: Status) -> bool:

@@ -46,13 +46,17 @@ def test_boot_sweeps_leftovers_then_spawns_the_default(settings):
     assert r.events() == ["watchdog_start", "spawn", "ready"]
 
 
-def test_crash_loop_backs_off_with_doubling_delays_then_goes_fatal(settings):
-    # FAST_WATCH: backoff 0.1 s doubling up to 1 s, max_restarts 5 in 60 s.
-    r = Replay(settings)
-    for _ in range(6):
+def crash_loop(r: Replay, times: int = 6) -> None:
+    for _ in range(times):
         r.spawned()
         r.crash()
         r.wait(1.0)
+
+
+def test_crash_loop_backs_off_with_doubling_delays_then_goes_fatal(settings):
+    # FAST_WATCH: backoff 0.1 s doubling up to 1 s, max_restarts 5 in 60 s.
+    r = Replay(settings)
+    crash_loop(r)
     delays = [j.fields["delay_s"] for j in r.journal("backoff")]
     assert delays == [0.1, 0.2, 0.4, 0.8, 1.0]
     assert r.state is S.FATAL
@@ -65,10 +69,7 @@ def test_crash_loop_backs_off_with_doubling_delays_then_goes_fatal(settings):
 
 def test_fatal_is_cleared_by_a_start(settings):
     r = Replay(settings)
-    for _ in range(6):
-        r.spawned()
-        r.crash()
-        r.wait(1.0)
+    crash_loop(r)
     assert r.state is S.FATAL
     r.command("start", requested_by="ui")
     r.spawned()

@@ -25,6 +25,7 @@ from conftest import (
     free_port,
     journal,
     pid_alive,
+    pid_in_log,
     running,
     wait_journal,
 )
@@ -165,23 +166,12 @@ def test_switch_interrupted_by_kill9_of_the_watchdog_ends_on_the_new_framework(w
 # -- leftovers of earlier runs are cleaned before anything is spawned -----------------
 
 
-def _server_pid(logs: Path) -> int:
-    stdout = Path(wait_journal(logs, "spawn")[-1]["stdout"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in stdout.read_text().splitlines():
-            if line.startswith("demo: pid "):
-                return int(line.split()[2])
-        time.sleep(0.05)
-    raise AssertionError("no server pid in the log")
-
-
 def test_orphaned_server_of_a_killed_launcher_is_cleaned_then_running(write_settings, app):
     port = free_port()
     settings = write_settings(frameworks={"webui": demo(port, "--launcher")})
     first = app(settings)
     launcher = wait_journal(first.logs, "ready")[0]["pid"]
-    server = _server_pid(first.logs)
+    server = pid_in_log(Path(wait_journal(first.logs, "spawn")[-1]["stdout"]), r"demo: pid (\d+) ")
     first.kill9()
     os.kill(launcher, signal.SIGKILL)  # webui.sh gone; its Python child keeps the port
     time.sleep(0.3)
@@ -235,24 +225,14 @@ def subreaper() -> Iterator[None]:
         reaper.stop_being_subreaper()
 
 
-def _ghost_pid(logs: Path, spawn_event: dict) -> int:
-    stdout = Path(spawn_event["stdout"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in stdout.read_text().splitlines():
-            if line.startswith("demo: ghost pid "):
-                return int(line.split()[3])
-        time.sleep(0.05)
-    raise AssertionError("no ghost pid in the log")
-
-
 def test_double_forked_env_cleared_renamed_escapee_is_gone_after_stop(
     make_settings, supervise, subreaper
 ):
     port = free_port()
     sup = supervise(make_settings(frameworks={"demo": demo(port, "--ghost")}))
     sup.wait_for(running, timeout=10)
-    ghost = _ghost_pid(sup.settings.logs_dir, wait_journal(sup.settings.logs_dir, "spawn")[0])
+    stdout = Path(wait_journal(sup.settings.logs_dir, "spawn")[0]["stdout"])
+    ghost = pid_in_log(stdout, r"demo: ghost pid (\d+)")
     try:
         deadline = time.monotonic() + 10
         while Path(f"/proc/{ghost}/comm").read_text().strip() != "sdw-ghost":

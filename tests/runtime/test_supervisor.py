@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import socket
 import threading
@@ -21,28 +20,17 @@ from conftest import (
     events,
     free_port,
     pid_alive,
+    pid_in_log,
     running,
     wait_event,
 )
 
 from watchdog.core.errors import NotInstalled, UnknownFramework
 from watchdog.core.states import State
-from watchdog.runtime.logs import tail_lines
 
 
 def ts(event: dict) -> float:
     return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
-
-
-def pid_in_log(path: Path, pattern: str, timeout: float = 5) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in tail_lines(path, 50):
-            m = re.search(pattern, line)
-            if m:
-                return int(m.group(1))
-        time.sleep(0.02)
-    raise AssertionError(f"{pattern!r} never appeared in {path}")
 
 
 def test_start_becomes_running_on_ready_line(make_settings, supervise):

@@ -120,7 +120,8 @@ def on_tick(m: Machine, msg: Tick) -> None:
 def on_spawned(m: Machine, msg: Spawned) -> None:
     m.busy_with = None
     by, m.spawn_by = m.spawn_by, "watch"
-    m.restarts += by == "watch"
+    if by == "watch":
+        m.restarts += 1
     m.run = RunView.spawned(msg, m.settings.watch_for(msg.framework), m.now)
     m.policy.spawned()
     if m.wanted.restart_run is not None:
@@ -245,6 +246,7 @@ def on_swept(m: Machine, msg: Swept) -> None:
     if msg.pids or msg.error:
         left = list(msg.remaining) or None
         fields = {"pids": list(msg.pids), "forced": msg.forced, "remaining": left}
+        fields["error"] = msg.error
         why = "leftovers of earlier runs"
         m.journal("cleanup", framework=m.wanted.framework, reason=why, **fields)
     if m.sweep_needed and m.wanted.should_run and m.run is None and not m.closing:

@@ -106,27 +106,12 @@ class Supervisor:
         remembered = self.statefile.load()
         found = [*(problems or []), *([self.statefile.error] if self.statefile.error else [])]
         self._recorded = remembered.run if remembered else None
-        adopted = not_adopted = None
-        rec = self._recorded
-        if rec is not None and self.watching:
-            run, answer = adopt_run(self.settings, rec, self._inbox.put)
-            if run is None:
-                ids = {"framework": rec.framework, "run_id": rec.run_id, "pid": rec.pid}
-                not_adopted = {**ids, "reason": answer}
-            else:
-                assert isinstance(answer, m.AdoptedRun)
-                self._runs[run.run_id] = run
-                adopted = answer
+        adopted, not_adopted = self._adopt(self._recorded)
         wanted = remembered.wanted if remembered else None
         if wanted is not None and wanted.framework not in self.settings.frameworks:
             log.warning("remembered framework %r is no longer in the settings", wanted.framework)
         info = {"pid": os.getpid(), "version": __version__, "settings": self.settings.source}
         boot = m.Boot(wanted, adopted, {**info, "problems": found or None}, not_adopted)
-        if adopted is not None:
-            run = self._runs[adopted.run_id]
-            self.logs.set_live(run.logs)
-            self._last_logs = run.logs
-            run.prober.start()
         self._apply(boot)  # before the thread starts: nothing else runs yet
         self._publish()
         self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
@@ -134,6 +119,21 @@ class Supervisor:
         if self.watching:  # leftovers of earlier runs go first; then it spawns, or adopts
             self._boot_swept.wait(self.settings.watch.stop_timeout_s + 10)
         return self._status
+
+    def _adopt(self, rec: RunRecord | None) -> tuple[m.AdoptedRun | None, dict[str, object] | None]:
+        """Take over the run the last watchdog recorded, if it is still that run; else
+        its ids and why not (for the journal)."""
+        if rec is None or not self.watching:
+            return None, None
+        run, answer = adopt_run(self.settings, rec, self._inbox.put)
+        if run is None or not isinstance(answer, m.AdoptedRun):
+            ids = {"framework": rec.framework, "run_id": rec.run_id, "pid": rec.pid}
+            return None, {**ids, "reason": answer}
+        self._runs[run.run_id] = run
+        self._last_logs = run.logs
+        self.logs.set_live(run.logs)
+        run.prober.start()
+        return answer, None
 
     def status(self) -> Status:
         return self._status
@@ -289,9 +289,13 @@ class Supervisor:
         self.events.write(j.event, **fields)
 
     def _spawn(self, name: str) -> m.Message:
-        run, answer = spawn_run(
-            self.settings, name, self.logs, self._ids, self.home, self._inbox.put
-        )
+        try:
+            run, answer = spawn_run(
+                self.settings, name, self.logs, self._ids, self.home, self._inbox.put
+            )
+        except Exception as exc:  # whatever it was, the machine must hear of it
+            log.exception("spawning %s failed", name)
+            return m.SpawnFailed(name, f"cannot start: {exc.__class__.__name__}: {exc}"[:300])
         if run is not None:
             self._runs[run.run_id] = run
             self._last_logs = run.logs
@@ -309,7 +313,7 @@ class Supervisor:
         def work() -> None:
             teardown.tear_down(run, td, self.gpu, self.events, self._abort, self._inbox.put)
 
-        threading.Thread(target=work, name=f"stop-{run.proc.pid}", daemon=True).start()
+        self._worker(work, f"stop-{run.proc.pid}", lambda e: m.TornDown(td.run_id, error=e))
 
     def _forget(self, run_id: str) -> None:
         """A torn-down run: its files stay the page's "last run", its record goes."""
@@ -325,7 +329,18 @@ class Supervisor:
         def work() -> None:
             teardown.sweep(leftovers, timeout, self._abort, self._inbox.put)
 
-        threading.Thread(target=work, name="sweep", daemon=True).start()
+        self._worker(work, "sweep", lambda e: m.Swept(error=e))
+
+    def _worker(
+        self, work: Callable[[], None], name: str, failed: Callable[[str], m.Message]
+    ) -> None:
+        """Run ``work`` on a thread of its own; if no thread can be had (the process is
+        out of threads or memory), the machine is told at once instead of waiting."""
+        try:
+            threading.Thread(target=work, name=name, daemon=True).start()
+        except Exception as exc:
+            log.exception("cannot start the %s worker", name)
+            self._inbox.put(failed(f"{exc.__class__.__name__}: {exc}"[:300]))
 
     def _closing_by(self) -> str:
         return self.machine.closing.requested_by if self.machine.closing else "signal"
