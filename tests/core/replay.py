@@ -20,6 +20,7 @@ from watchdog.core.messages import (
     Spawn,
     Spawned,
     SpawnFailed,
+    Sweep,
     Swept,
     Tick,
     TornDown,
@@ -58,8 +59,14 @@ class Replay:
         self.now += seconds
         return self.feed(Tick())
 
+    def _sweep_first(self) -> None:
+        """A pending Sweep (leftovers before a spawn) is answered: nothing found."""
+        if self.effects and isinstance(self.effects[-1], Sweep):
+            self.feed(Swept())
+
     def spawned(self, name: str | None = None) -> str:
         """Answer the pending Spawn as the runtime would; returns the new run id."""
+        self._sweep_first()
         spawn = [e for e in self.effects if isinstance(e, Spawn)][-1]
         self.runs += 1
         run_id = f"r{self.runs}"
@@ -93,6 +100,7 @@ class Replay:
         return self.feed(TornDown(self.m.leaving.run.run_id, **fields))
 
     def spawn_failed(self, reason: str = "command not found: nope") -> None:
+        self._sweep_first()
         assert isinstance(self.effects[-1], Spawn), self.effects[-1]
         self.feed(SpawnFailed(self.effects[-1].framework, reason))
 

@@ -299,3 +299,19 @@ def test_a_passing_failure_in_a_teardown_is_tried_again(make_settings, supervise
     status = sup.wait_for(lambda s: s.state is not State.STOPPING, timeout=20)
     assert status.state is State.STOPPED and not pid_alive(first.pid)
     assert not [e for e in journal(sup.settings.logs_dir) if e["event"] == "teardown_failed"]
+
+
+def test_a_prober_that_breaks_is_seen_as_a_hang_not_silence(make_settings, supervise, monkeypatch):
+    from watchdog.runtime import probes
+
+    sup = supervise(make_settings(frameworks={"demo": demo()}))
+    first = sup.wait_for(running, timeout=10)
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(probes, "http_probe", broken)
+    hang = wait_journal(sup.settings.logs_dir, "hang", timeout=20)[0]
+    assert hang["pid"] == first.pid and "prober failed: RuntimeError" in hang["reason"]
+    monkeypatch.undo()
+    sup.wait_for(lambda s: running(s) and s.pid != first.pid, timeout=20)

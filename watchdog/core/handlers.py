@@ -135,6 +135,7 @@ def on_spawned(m: Machine, msg: Spawned) -> None:
 def on_spawnfailed(m: Machine, msg: SpawnFailed) -> None:
     m.busy_with = None
     m.spawn_by = "watch"
+    m.sweep_needed = True  # what holds the port may be ours: swept before the next try
     m.journal(msg.event, framework=msg.framework, reason=msg.reason, **msg.details)
     watch = m.settings.watch_for(msg.framework)
     outcome = m.policy.on_failure(watch, m.now, False, msg.reason)

@@ -11,6 +11,7 @@ so the supervisor's control thread never blocks on the network.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -24,6 +25,8 @@ from ..core.messages import Probe, Ready
 from ..frameworks.busy import Busy, parse_busy
 from ..frameworks.presets import FrameworkSpec, join_url
 from .logs import strip_ansi
+
+log = logging.getLogger(__name__)
 
 READY_SCAN_S = 0.05  # how often the log files are looked at while starting
 STARTUP_PROBE_S = 0.25  # how often the health URL is tried while starting
@@ -100,9 +103,12 @@ class ReadyLineScanner:
                 offset, self._partial[path] = 0, b""
             if size == offset:
                 continue
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read(min(size - offset, MAX_SCAN_CHUNK))
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read(min(size - offset, MAX_SCAN_CHUNK))
+            except OSError:  # no descriptor to spare right now: next poll
+                continue
             self._offsets[path] = offset + len(chunk)
             data = self._partial[path] + chunk
             *lines, self._partial[path] = data.split(b"\n")
@@ -143,6 +149,17 @@ class Prober(threading.Thread):
         self._halt.set()
 
     def run(self) -> None:
+        try:
+            self._probe()
+        except Exception as exc:
+            # A prober that cannot go on reports failed probes: a ready run is then
+            # restarted as a hang, a starting one by its startup timeout.
+            log.exception("prober of run %s failed", self.run_id)
+            detail = f"prober failed: {exc.__class__.__name__}"
+            while not self._halt.wait(self.interval):
+                self.report(Probe(self.run_id, False, detail))
+
+    def _probe(self) -> None:
         url = self._wait_ready()
         if url is None:
             return

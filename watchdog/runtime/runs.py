@@ -89,8 +89,13 @@ class _Box:
         def exited(returncode: int | None) -> None:
             self._set.wait(5)
             r = self._run
-            if r is not None:
-                post(Exited(r.run_id, returncode, r.stderr_tail(), asked_to_restart(r)))
+            if r is None:
+                return
+            try:
+                tail, asked = r.stderr_tail(), asked_to_restart(r)
+            except Exception:  # the exit itself must reach the machine, whatever else
+                tail, asked = (), False
+            post(Exited(r.run_id, returncode, tail, asked))
 
         return exited
 
