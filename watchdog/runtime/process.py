@@ -184,10 +184,6 @@ class ManagedProcess(Tree):
         info = stat(self.pid)
         return info is not None and not info.zombie and info.start_ticks == self.start_ticks
 
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode if self.popen is not None else None
-
     # -- the tree ------------------------------------------------------------------
 
     def find(self) -> list[psutil.Process]:
@@ -208,8 +204,6 @@ class ManagedProcess(Tree):
         # Orphans re-parented to the core: they shed group, session and marker.
         members |= orphans(infos, {self.pid})
         return as_processes(with_descendants(members, infos))
-
-    tree = find  # the name callers outside use
 
     def _tree_psutil(self) -> list[psutil.Process]:
         try:

@@ -24,7 +24,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
 
 _waited: set[int] = set()  # children with a waiter of their own
 _lock = threading.Lock()

@@ -38,6 +38,9 @@ class Run:
     def run_id(self) -> str:
         return self.proc.run_id
 
+    def ids(self) -> dict[str, object]:
+        return {"framework": self.framework, "run_id": self.run_id, "pid": self.proc.pid}
+
     def record(self, url: str | None) -> RunRecord:
         """What a later watchdog needs to adopt this run safely."""
         return RunRecord(

@@ -69,7 +69,7 @@ def _tear_down(
 ) -> TornDown:
     if td.interrupt:
         ok, detail = call_interrupt(run.spec, td.url)
-        events.write("interrupt", **_ids(run), ok=ok, detail=detail)
+        events.write("interrupt", **run.ids(), ok=ok, detail=detail)
     # After a crash there is nothing to measure before the stop, and every
     # millisecond here delays the respawn.
     pids = {run.proc.pid}
@@ -132,7 +132,3 @@ def _tail(run: Run) -> tuple[str, ...]:
         return run.stderr_tail()
     except Exception:
         return ()
-
-
-def _ids(run: Run) -> dict[str, object]:
-    return {"framework": run.framework, "run_id": run.run_id, "pid": run.proc.pid}
