@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -234,6 +235,79 @@ def supervise() -> Iterator[Callable[..., Supervisor]]:
     yield make
     for sup in made:
         sup.shutdown(timeout=60)
+
+
+class App:
+    """``app.py`` in a process of its own; ``port``: with the page and its API."""
+
+    def __init__(self, settings: Path, port: int | None = None, *flags: str) -> None:
+        self.settings = settings
+        self.logs = settings.parent / "logs"
+        self.socket = self.logs / "control.sock"
+        self.port = port
+        cmd = [sys.executable, str(ROOT / "app.py"), "--settings", str(settings)]
+        cmd += ["--port", str(port)] if port else ["--no-server"]
+        cmd += list(flags)
+        out = open(settings.parent / f"app-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def wait_page(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            assert self.proc.poll() is None, "the watchdog died while starting"
+            time.sleep(0.2)
+        raise AssertionError("the page never came up")
+
+    def wait_socket(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.socket.exists():
+            assert self.proc.poll() is None, "the watchdog died while starting"
+            assert time.monotonic() < deadline, "no control socket"
+            time.sleep(0.05)
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``app.py --settings S <args>``: a control command, as a user types it."""
+        return run_app("--settings", str(self.settings), *args, timeout=timeout)
+
+    def call(self, name: str, *data: object) -> str:
+        base = f"http://127.0.0.1:{self.port}/gradio_api/call/{name}"
+        r = requests.post(base, json={"data": list(data)}, timeout=30)
+        r.raise_for_status()
+        return requests.get(f"{base}/{r.json()['event_id']}", timeout=60).text
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def app() -> Iterator[Callable[..., App]]:
+    """Start ``app.py`` processes (stopped with SIGTERM after the test)."""
+    started: list[App] = []
+
+    def start(settings: Path, port: int | None = None, *flags: str) -> App:
+        a = App(settings, port, *flags)
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.close()
 
 
 class Web:

@@ -10,16 +10,12 @@ import errno
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from conftest import (
-    ROOT,
     demo,
     demo_servers,
     free_port,
@@ -32,64 +28,6 @@ from conftest import (
 
 from watchdog.core.states import State
 from watchdog.runtime import proctree
-
-
-class App:
-    """``app.py`` in a process of its own; ``port``: with the page and its API."""
-
-    def __init__(self, settings: Path, port: int | None = None) -> None:
-        self.logs = settings.parent / "logs"
-        self.port = port
-        cmd = [sys.executable, str(ROOT / "app.py"), "--settings", str(settings)]
-        cmd += ["--port", str(port)] if port else ["--no-server"]
-        out = open(settings.parent / f"app-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-
-    def wait_page(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            assert self.proc.poll() is None, "the watchdog died while starting"
-            time.sleep(0.2)
-        raise AssertionError("the page never came up")
-
-    def call(self, name: str, *data: object) -> str:
-        base = f"http://127.0.0.1:{self.port}/gradio_api/call/{name}"
-        r = requests.post(base, json={"data": list(data)}, timeout=30)
-        r.raise_for_status()
-        return requests.get(f"{base}/{r.json()['event_id']}", timeout=60).text
-
-    def kill9(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def app() -> Iterator:
-    started: list[App] = []
-
-    def start(settings: Path, port: int | None = None) -> App:
-        a = App(settings, port)
-        started.append(a)
-        return a
-
-    yield start
-    for a in started:
-        a.close()
 
 
 def since_boot(logs: Path, boot: int) -> list[dict]:

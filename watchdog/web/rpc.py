@@ -1,8 +1,8 @@
 """The RPC layer: Gradio API endpoints (``gradio_client`` / ``/gradio_api/call/<name>``).
 
-Each endpoint checks its arguments, calls the supervisor and returns plain JSON
-data. Anything wrong is a ``gr.Error`` with a sentence a person can act on, raised
-before anything changes::
+Each endpoint is a method of the core's one JSON API (``control.api.ControlApi``):
+same arguments, same checks, plain JSON data. Anything wrong is a ``gr.Error`` with a
+sentence a person can act on, raised before anything changes::
 
     >>> from gradio_client import Client                           # doctest: +SKIP
     >>> c = Client("http://127.0.0.1:5005/")
@@ -18,15 +18,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
-from ..runtime.logs import STREAMS, tail_text
+from ..control.api import MAX_LINES, ControlApi, Refused
 from ..runtime.service import Service
 
 log = logging.getLogger(__name__)
 
-MAX_LINES = 10_000
-MAX_EVENTS = 1_000
-MAX_HISTORY_MINUTES = 7 * 24 * 60
+__all__ = ["API_NAMES", "MAX_LINES", "Rpc", "refuse", "register"]
 
 
 def refuse(message: str) -> gr.Error:
@@ -37,114 +34,60 @@ def refuse(message: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
-def _int(value: Any, name: str, low: int, high: int) -> int:
-    # bool is an int to Python, never to a person typing "lines".
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise refuse(f"{name} must be a whole number from {low} to {high}, not {value!r:.40}")
-    if isinstance(value, float) and not value.is_integer():
-        raise refuse(f"{name} must be a whole number, not {value}")
-    number = int(value)
-    if not low <= number <= high:
-        raise refuse(f"{name} must be from {low} to {high}, not {number}")
-    return number
-
-
-def _name(value: Any, *, required: bool) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise refuse("a framework name is required")
-        return None
-    if not isinstance(value, str):
-        raise refuse(f"framework must be a name (text), not {type(value).__name__}")
-    return value
-
-
 class Rpc:
-    """The endpoints, bound to one supervisor; ``requested_by`` goes into the journal."""
+    """The Gradio doors of :class:`ControlApi`: same names, same checks; a refusal is
+    a ``gr.Error``."""
 
     def __init__(self, service: Service, requested_by: str = "api") -> None:
+        self.api = ControlApi(service, requested_by)
         self.service = service
         self.sup = service.supervisor
-        self.by = requested_by
 
-    def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
-        if not isinstance(force, bool):
-            raise refuse(f"force must be true or false, not {force!r:.40}")
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, requested_by=self.by, force=force).to_dict()
-        except (
-            UnknownFramework,
-            NotInstalled,
-            BusyRefused,
-            WatchDisabled,
-            RuntimeError,
-            TimeoutError,
-        ) as exc:
+            return getattr(self.api, name)(*args, **kwargs)
+        except Refused as exc:
             raise refuse(str(exc)) from None
 
     def status(self) -> dict[str, Any]:
         """The status object (same as GET /info)."""
-        return self.sup.status().to_dict()
+        return self._call("status")
 
     def frameworks(self) -> list[dict[str, Any]]:
         """Every framework in the settings: name, preset, url, command."""
-        out = []
-        for name in self.sup.settings.frameworks:
-            spec = self.sup.settings.framework(name)
-            missing = spec.missing()
-            out.append(
-                {
-                    "name": name,
-                    "preset": spec.preset,
-                    "url": spec.url,
-                    "command": spec.command_line,
-                    "installed": missing is None,
-                    "missing": missing,
-                }
-            )
-        return out
-
-    # Stop, restart and switch are refused while a generation runs, unless force=True:
-    # then the framework's interrupt endpoint is called before it is stopped.
+        return self._call("frameworks")
 
     def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
         """Start a framework (default: the chosen one); switches if another runs."""
-        return self._act(self.sup.start, _name(framework, required=False), force=force)
+        return self._call("start", framework, force)
 
     def stop(self, force: bool = False) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act(self.sup.stop, force=force)
+        return self._call("stop", force)
 
     def restart(self, force: bool = False) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act(self.sup.restart, force=force)
+        return self._call("restart", force)
 
     def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
-        return self._act(self.sup.switch, _name(framework, required=True), force=force)
+        return self._call("switch", framework, force)
 
     def logs(self, stream: str = "stdout", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
-        if stream not in STREAMS:
-            raise refuse(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
-        count = _int(lines, "lines", 1, MAX_LINES)
-        return tail_text(self.sup.status().logs, stream, count)
+        return self._call("logs", stream, lines)
 
     def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` events, newest first; optionally of one framework."""
-        count = _int(limit, "limit", 1, MAX_EVENTS)
-        name = _name(framework, required=False)
-        if name is not None and name not in self.sup.settings.frameworks:
-            raise refuse(f"unknown framework {name!r}")
-        return self.sup.events.tail(count, framework=name)
+        return self._call("events", limit, framework)
 
     def gpu(self) -> dict[str, Any]:
         """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
-        return self.service.sampler.snapshot_dict()
+        return self._call("gpu")
 
     def history(self, minutes: int = 60) -> list[dict[str, Any]]:
         """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
-        return self.service.history.window(_int(minutes, "minutes", 1, MAX_HISTORY_MINUTES))
+        return self._call("history", minutes)
 
 
 API_NAMES = (

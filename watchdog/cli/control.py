@@ -1,0 +1,152 @@
+"""The commands that talk to a running watchdog, like supervisorctl: ``status``,
+``start``, ``stop``, ``restart``, ``switch``, ``logs``, ``events``.
+
+    $ python app.py status
+    demo: RUNNING  pid 4242, up 3m 12s, 0 restarts
+    $ python app.py switch comfyui
+    comfyui: STOPPING  pid 4242, up 3m 15s, 0 restarts (switch to comfyui)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..control.client import ApiError, ControlClient, NoCore
+from ..control.server import socket_path
+from ..settings import SettingsError
+from .common import EXIT_NO_CORE, EXIT_REFUSED, EXIT_SETTINGS, settings_from
+
+FOLLOW_S = 0.5
+
+
+def run_control(args: argparse.Namespace) -> int:
+    """Dispatch a control command; one line and an exit code when it cannot be done."""
+    try:
+        path = args.socket or socket_path(settings_from(args.settings).logs_dir)
+    except SettingsError as exc:
+        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    client = ControlClient(Path(path))
+    try:
+        return COMMANDS[args.command](client, args)
+    except NoCore as exc:
+        print(f"sd-watchdog: {exc}", file=sys.stderr)
+        return EXIT_NO_CORE
+    except ApiError as exc:
+        print(f"sd-watchdog: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 0
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s // 3600}h {s % 3600 // 60}m"
+
+
+def describe(status: dict[str, Any]) -> str:
+    """The status object in a few lines a person reads at a glance."""
+    line = f"{status['framework']}: {status['state']}"
+    if status.get("pid"):
+        up = _duration(status.get("spawned_secs_ago"))
+        line += f"  pid {status['pid']}, up {up}, {status.get('restarts', 0)} restarts"
+    out = [line]
+    if status.get("busy_detail"):
+        out.append(f"  busy: {status['busy_detail']}")
+    if status.get("url") and status.get("is_running"):
+        out.append(f"  url: {status['url']}")
+    if status.get("reason"):
+        out.append(f"  why: {status['reason']}")
+    last = status.get("last_exit")
+    if last:
+        out.append(f"  last exit: {last['reason']} ({last['time']})")
+    out += [f"  stderr: {line}" for line in status.get("last_stderr") or []][-5:]
+    out += [f"  problem: {e}" for e in status.get("errors") or []]
+    return "\n".join(out)
+
+
+def _status(client: ControlClient, args: argparse.Namespace) -> int:
+    status = client.call("GET", "/status")
+    print(json.dumps(status, indent=2) if args.json else describe(status))
+    return 0
+
+
+def _act(client: ControlClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"force": args.force, "requested_by": "cli"}
+    if getattr(args, "name", None):
+        body["framework"] = args.name
+    status = client.call("POST", f"/{args.command}", body)
+    print(
+        describe(status).splitlines()[0]
+        + (f" ({status['reason']})" if status.get("reason") else "")
+    )
+    return 0
+
+
+def _logs(client: ControlClient, args: argparse.Namespace) -> int:
+    text = client.call("GET", "/logs", stream=args.stream, lines=args.lines)
+    if text:
+        print(text)
+    if not args.follow:
+        return 0
+    streams = ["stdout", "stderr"] if args.stream == "both" else [args.stream]
+    at = {s: client.call("GET", "/logs/follow", stream=s, offset=-1) for s in streams}
+    stop = threading.Event()
+    while not stop.wait(FOLLOW_S):
+        for s in streams:
+            got = client.call("GET", "/logs/follow", stream=s, offset=at[s]["offset"],
+                              run_id=at[s]["run_id"] or "")  # fmt: skip
+            if got["run_id"] != at[s]["run_id"] and got["run_id"]:
+                print(f"── run {got['run_id']} ──", flush=True)
+            at[s] = got
+            if got["text"]:
+                sys.stdout.write(got["text"])
+                sys.stdout.flush()
+    return 0
+
+
+def event_line(e: dict[str, Any]) -> str:
+    keys = ("framework", "pid", "state", "requested_by", "reason")
+    parts = [f"{k}={e[k]}" for k in keys if e.get(k) not in (None, "")]
+    return f"{e.get('ts', '?')} {e.get('event', '?')} " + " ".join(parts)
+
+
+def _events(client: ControlClient, args: argparse.Namespace) -> int:
+    def show(found: list[dict[str, Any]]) -> None:
+        for e in found:
+            print(json.dumps(e) if args.json else event_line(e), flush=True)
+
+    first = list(reversed(client.call("GET", "/events", limit=args.lines)))
+    show(first)
+    if not args.follow:
+        return 0
+    seen = {json.dumps(e, sort_keys=True) for e in first}
+    stop = threading.Event()
+    while not stop.wait(FOLLOW_S * 2):
+        batch = list(reversed(client.call("GET", "/events", limit=200)))
+        keys = [json.dumps(e, sort_keys=True) for e in batch]
+        show([e for e, k in zip(batch, keys, strict=True) if k not in seen])
+        seen = set(keys)
+    return 0
+
+
+COMMANDS = {
+    "status": _status,
+    "start": _act,
+    "stop": _act,
+    "restart": _act,
+    "switch": _act,
+    "logs": _logs,
+    "events": _events,
+}

@@ -1,0 +1,139 @@
+"""The watchdog itself (``python app.py``): supervisor, control socket, page."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .. import __version__
+from ..control.api import ControlApi
+from ..control.server import ControlSocket, socket_path
+from ..runtime import reaper
+from ..runtime.instance_lock import AlreadyRunning, InstanceLock
+from ..runtime.service import Service
+from ..settings import SettingsError
+from ..web.auth import Authenticator, CredentialsError, load_credentials
+from .admin import set_password_hint
+from .common import (
+    EXIT_LOCKED,
+    EXIT_NO_CREDENTIALS,
+    EXIT_SERVER,
+    EXIT_SETTINGS,
+    settings_from,
+)
+
+log = logging.getLogger("sd-watchdog")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The watchdog itself: supervise, serve the control socket and (unless
+    ``--no-server``) the page, until SIGTERM/SIGINT."""
+    try:
+        settings = settings_from(args.settings)
+    except SettingsError as exc:
+        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    try:
+        creds = load_credentials(settings.auth_path)
+    except CredentialsError as exc:
+        print(f"sd-watchdog: {exc}: {set_password_hint(args.settings)}", file=sys.stderr)
+        return EXIT_NO_CREDENTIALS
+    host = "0.0.0.0" if args.public_host else settings.server.host
+    exposed = args.share or host not in ("127.0.0.1", "localhost", "::1")
+    if exposed and creds is None and not args.no_server:
+        print(
+            "sd-watchdog: refusing to serve the control page beyond this machine"
+            f" ({'--share' if args.share else 'host ' + host}) without a password.\n"
+            f"Set one first:\n\n    {set_password_hint(args.settings)}\n",
+            file=sys.stderr,
+        )
+        return EXIT_NO_CREDENTIALS
+
+    lock = InstanceLock(settings.logs_dir / "watchdog.lock")
+    try:
+        lock.acquire()
+    except (AlreadyRunning, OSError) as exc:
+        print(f"sd-watchdog: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+    # Orphans of a framework's tree come to us, not to init: found, stopped, reaped.
+    # As PID 1 in a container, every orphan does. SIGCHLD only wakes the reaper.
+    reaper.become_subreaper()
+    reaping = reaper.Reaper()
+    reaping.start()
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: reaping.wake())
+    before, after = reaper.raise_open_files_limit()
+    if after > before:
+        log.info("open-files limit raised from %d to %d", before, after)
+
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        done.set()
+
+    # Installing handlers also matters for the children: a signal we inherited as
+    # ignored (started by `cmd &` from a script) would otherwise be ignored by the
+    # framework too; handlers are reset to default on exec, SIG_IGN is not.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    service = Service(settings, watch=not args.no_watch)
+    status = service.start()
+    control = ControlSocket(socket_path(settings.logs_dir), ControlApi(service, "api"))
+    try:
+        control.start()
+    except OSError as exc:  # supervision goes on; only the CLI cannot reach it
+        log.error("no control socket at %s: %s", control.path, exc)
+    log.info(
+        "sd-watchdog %s: settings %s; logs in %s; %s is %s",
+        __version__,
+        settings.source,
+        settings.logs_dir,
+        status.framework,
+        status.state.value,
+    )
+    server = None
+    try:
+        if not args.no_server:
+            from ..web.server import WebServer, build_app, open_share_link
+
+            auth = Authenticator(
+                creds,
+                service.supervisor.events,
+                settings.server.max_failed_logins,
+                settings.server.lockout_s,
+            )
+            port = args.port if args.port is not None else settings.server.port
+            server = WebServer(build_app(service, auth), host, port)
+            try:
+                bound = server.start()
+            except (OSError, TimeoutError) as exc:
+                print(
+                    f"sd-watchdog: cannot serve the page on {host}:{port}: {exc}", file=sys.stderr
+                )
+                return EXIT_SERVER
+            shown = "127.0.0.1" if host == "0.0.0.0" else host
+            log.info(
+                "control page: http://%s:%d/ (%s)",
+                shown,
+                bound,
+                "password required" if creds else "no password: this machine only",
+            )
+            if args.share:
+                link = open_share_link(bound)
+                if link:
+                    log.info("public share link: %s", link)
+        while not done.wait(3600):
+            pass
+    finally:
+        if server is not None:
+            server.stop()
+        control.stop()
+        service.stop(leave_running=args.leave_running, requested_by="signal")
+        reaping.stop()
+        lock.release()
+    return 0

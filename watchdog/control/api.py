@@ -1,0 +1,170 @@
+"""The one JSON API of the core, whatever door a call comes through.
+
+The control socket, the Gradio API and (later) REST all call these methods: each
+checks its arguments, asks the supervisor, and returns plain JSON data. Anything
+wrong is a :class:`Refused` with a sentence a person can act on and an HTTP status,
+raised before anything changes.
+
+    >>> api = ControlApi(service, requested_by="cli")              # doctest: +SKIP
+    >>> api.switch("comfyui")["state"]
+    'STOPPING'
+    >>> api.logs(stream="sideways")
+    Refused: stream must be one of stdout, stderr, both, not 'sideways'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
+from ..runtime.logs import STREAMS, read_from, tail_text
+from ..runtime.service import Service
+
+MAX_LINES = 10_000
+MAX_EVENTS = 1_000
+MAX_HISTORY_MINUTES = 7 * 24 * 60
+MAX_FOLLOW_BYTES = 64 * 1024
+REQUESTERS = ("api", "ui", "cli", "http")
+
+
+class Refused(ValueError):
+    """A call that changes nothing: bad arguments, or a state that forbids it."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message if len(message) <= 300 else message[:300] + "…")
+        self.status = status
+
+
+def whole(value: Any, name: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (``20`` and ``20.0`` yes, ``True`` no)."""
+    # bool is an int to Python, never to a person typing "lines".
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Refused(f"{name} must be a whole number from {low} to {high}, not {value!r:.40}")
+    if isinstance(value, float) and not value.is_integer():
+        raise Refused(f"{name} must be a whole number, not {value}")
+    number = int(value)
+    if not low <= number <= high:
+        raise Refused(f"{name} must be from {low} to {high}, not {number}")
+    return number
+
+
+def name_of(value: Any, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise Refused("a framework name is required")
+        return None
+    if not isinstance(value, str):
+        raise Refused(f"framework must be a name (text), not {type(value).__name__}")
+    return value
+
+
+def flag(value: Any, name: str = "force") -> bool:
+    if not isinstance(value, bool):
+        raise Refused(f"{name} must be true or false, not {value!r:.40}")
+    return value
+
+
+# What a refusal of the supervisor's means for a client.
+STATUS_OF = {UnknownFramework: 404, NotInstalled: 409, BusyRefused: 409, WatchDisabled: 409}
+
+
+class ControlApi:
+    """The endpoints, bound to one service; ``requested_by`` goes into the journal."""
+
+    def __init__(self, service: Service, requested_by: str = "api") -> None:
+        self.service = service
+        self.sup = service.supervisor
+        self.by = requested_by
+
+    def as_requester(self, requested_by: str) -> ControlApi:
+        if requested_by not in REQUESTERS:
+            raise Refused(f"requested_by must be one of {', '.join(REQUESTERS)}")
+        return ControlApi(self.service, requested_by)
+
+    def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
+        try:
+            return fn(*args, requested_by=self.by, force=flag(force)).to_dict()
+        except (UnknownFramework, NotInstalled, BusyRefused, WatchDisabled) as exc:
+            raise Refused(str(exc), STATUS_OF[type(exc)]) from None
+        except (RuntimeError, TimeoutError) as exc:
+            raise Refused(str(exc) or "the supervisor did not answer", 503) from None
+
+    def status(self) -> dict[str, Any]:
+        """The status object (same as GET /info)."""
+        return self.sup.status().to_dict()
+
+    def frameworks(self) -> list[dict[str, Any]]:
+        """Every framework in the settings: name, preset, url, command."""
+        out = []
+        for name in self.sup.settings.frameworks:
+            spec = self.sup.settings.framework(name)
+            missing = spec.missing()
+            out.append(
+                {
+                    "name": name,
+                    "preset": spec.preset,
+                    "url": spec.url,
+                    "command": spec.command_line,
+                    "installed": missing is None,
+                    "missing": missing,
+                }
+            )
+        return out
+
+    # Stop, restart and switch are refused while a generation runs, unless force=True:
+    # then the framework's interrupt endpoint is called before it is stopped.
+
+    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+        """Start a framework (default: the chosen one); switches if another runs."""
+        return self._act(self.sup.start, name_of(framework, required=False), force=force)
+
+    def stop(self, force: bool = False) -> dict[str, Any]:
+        """Stop the framework's whole process tree."""
+        return self._act(self.sup.stop, force=force)
+
+    def restart(self, force: bool = False) -> dict[str, Any]:
+        """Stop and start the chosen framework again."""
+        return self._act(self.sup.restart, force=force)
+
+    def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
+        """Stop what runs, wait for its port (and VRAM), start ``framework``."""
+        return self._act(self.sup.switch, name_of(framework, required=True), force=force)
+
+    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+        """The last ``lines`` lines of the current run's stdout, stderr or both."""
+        if stream not in STREAMS:
+            raise Refused(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
+        count = whole(lines, "lines", 1, MAX_LINES)
+        return tail_text(self.sup.status().logs, stream, count)
+
+    def follow(self, stream: str = "stdout", offset: int = -1, run_id: str = "") -> dict[str, Any]:
+        """What the current run wrote to ``stream`` from byte ``offset`` on (at most 64 KB
+        a call; ``offset`` -1: from the end). Another ``run_id`` than the current run's
+        starts over at 0 of the current run: ``logs -f`` goes on across restarts."""
+        if stream not in ("stdout", "stderr"):
+            raise Refused(f"stream must be stdout or stderr, not {stream!r:.40}")
+        at = whole(offset, "offset", -1, 2**62)
+        logs = self.sup.status().logs
+        if logs is None:
+            return {"run_id": None, "offset": 0, "text": ""}
+        if run_id and run_id != logs.run_id:
+            at = 0
+        path = logs.stdout if stream == "stdout" else logs.stderr
+        data, end = read_from(path, at, MAX_FOLLOW_BYTES)
+        return {"run_id": logs.run_id, "offset": end, "text": data.decode("utf-8", "replace")}
+
+    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; optionally of one framework."""
+        count = whole(limit, "limit", 1, MAX_EVENTS)
+        name = name_of(framework, required=False)
+        if name is not None and name not in self.sup.settings.frameworks:
+            raise Refused(f"unknown framework {name!r:.80}", 404)
+        return self.sup.events.tail(count, framework=name)
+
+    def gpu(self) -> dict[str, Any]:
+        """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
+        return self.service.sampler.snapshot_dict()
+
+    def history(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
+        return self.service.history.window(whole(minutes, "minutes", 1, MAX_HISTORY_MINUTES))
