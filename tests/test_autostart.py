@@ -23,6 +23,7 @@ def test_systemd_unit_installs_idempotently_and_uninstalls(tmp_path, write_setti
     assert f"ExecStart={sys.executable} {ROOT / 'app.py'} --settings {settings}" in text
     assert "Restart=always" in text and "KillMode=process" in text
     assert "TimeoutStopSec=50" in text and "WantedBy=multi-user.target" in text
+    assert "LimitNOFILE=65536" in text
     assert link.is_symlink() and link.resolve() == unit.resolve()
     assert run_app(*args).returncode == 0
     assert unit.read_text() == text  # idempotent

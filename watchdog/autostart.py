@@ -65,6 +65,9 @@ RestartSec=3
 KillMode=process
 KillSignal=SIGTERM
 TimeoutStopSec={timeout}
+# systemd's default soft limit is 1024 open files: a flood of idle connections to the
+# page could use them up. The watchdog also raises its soft limit to the hard one.
+LimitNOFILE=65536
 Environment=PYTHONUNBUFFERED=1
 
 [Install]

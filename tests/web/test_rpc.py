@@ -125,6 +125,34 @@ def test_same_calls_over_plain_gradio_http(web):
     assert "event: complete" in stream and "Running on local URL" in stream
 
 
+def _plain_call(web, name: str, body: str) -> str:
+    call = requests.post(f"{web.url}gradio_api/call/{name}", data=body, timeout=10)
+    assert call.status_code == 200, call.text
+    return requests.get(
+        f"{web.url}gradio_api/call/{name}/{call.json()['event_id']}", timeout=40
+    ).text
+
+
+@pytest.mark.parametrize("name", API_NAMES)
+def test_an_empty_data_list_is_a_valid_call_of_every_endpoint(web, name):
+    web.sup.wait_for(running, timeout=10)
+    stream = _plain_call(web, name, '{"data": []}')
+    if name == "switch":  # the one argument with no sensible default
+        assert "event: error" in stream and "a framework name is required" in stream
+    else:
+        assert "event: complete" in stream, stream[:300]
+    if name in ("stop", "restart"):
+        assert (
+            events(web.sup, name if name == "restart" else "stopping")[-1]["requested_by"] == "api"
+        )
+
+
+def test_a_partial_data_list_gets_the_other_defaults(web):
+    web.sup.wait_for(running, timeout=10)
+    stream = _plain_call(web, "logs", '{"data": ["stdout"]}')  # lines defaults to 200
+    assert "event: complete" in stream and "Running on local URL" in stream
+
+
 # -- plain routes -------------------------------------------------------------------
 
 
@@ -176,3 +204,13 @@ def test_busy_refusal_and_force_over_the_api(serve, make_settings):
     assert client.predict("b", True, api_name="/switch")["framework"] == "b"
     web.sup.wait_for(lambda s: running(s) and s.framework == "b", timeout=15)
     assert events(web.sup, "interrupt")[-1]["ok"] is True
+
+
+def test_the_argument_filler_refuses_huge_bodies_and_leaves_junk_to_gradio(web):
+    huge = requests.post(
+        f"{web.url}gradio_api/call/status", data=b"x" * (1024 * 1024 + 10), timeout=20
+    )
+    assert huge.status_code == 413
+    junk = requests.post(f"{web.url}gradio_api/call/status", data=b"{not json", timeout=20)
+    assert 400 <= junk.status_code < 500
+    assert web.sup.status().state.value in ("STARTING", "RUNNING")

@@ -69,7 +69,7 @@ class Rpc:
         """Stop and start the chosen framework again."""
         return self._call("restart", force)
 
-    def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
+    def switch(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._call("switch", framework, force)
 

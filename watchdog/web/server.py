@@ -22,6 +22,9 @@ from fastapi import FastAPI
 from ..runtime.service import Service
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
+from .defaults import DefaultArgs, defaults_of
+from .rest import build_rest
+from .rpc import API_NAMES, Rpc
 from .ui import CSS, build_page
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ def build_app(service: Service, auth: Authenticator) -> ASGIApp:
     settings = service.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     add_routes(app, service.supervisor)
+    app.mount("/api/v1", build_rest(service))
     page = build_page(service, settings.server.refresh_s)
     queue = getattr(page, "_queue", None)
     if queue is not None:  # an internal of Gradio: set only if it is still there
@@ -59,7 +63,8 @@ def build_app(service: Service, auth: Authenticator) -> ASGIApp:
         # Defence in depth: Gradio serves only its own cache anyway.
         blocked_paths=[str(settings.auth_path), str(settings.logs_dir), str(settings.base_dir)],
     )
-    return AuthGate(app, auth)
+    defaults = defaults_of({name: getattr(Rpc, name) for name in API_NAMES})
+    return AuthGate(DefaultArgs(app, defaults), auth)
 
 
 class _QuietServer(uvicorn.Server):

@@ -1,0 +1,156 @@
+"""REST under ``/api/v1`` on the page port: the core's JSON API, one request per action.
+
+Behind the page's credentials (the auth gate wraps everything but ``/health``), with
+the same methods and checks as the control socket and the Gradio API
+(``control/api.py``)::
+
+    curl -u admin -X POST http://vm:5005/api/v1/switch -d '{"framework": "comfyui"}'
+    curl -u admin http://vm:5005/api/v1/status
+
+OpenAPI at ``/api/v1/openapi.json``. Errors are 4xx with ``{"error": "<a sentence>"}``
+and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..control.api import MAX_EVENTS, MAX_HISTORY_MINUTES, MAX_LINES, ControlApi, Refused
+from ..runtime.service import Service
+
+
+class Action(BaseModel):
+    """The body of ``start``, ``stop``, ``restart`` and ``switch`` (all optional but a
+    switch's framework)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    framework: str | None = None
+    force: bool = False
+
+
+MAX_BODY = 64 * 1024
+# The body is JSON whatever its Content-Type says: `curl -d '{…}'` sends it as a form.
+BODY_DOC = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": Action.model_json_schema()}},
+    }
+}
+
+
+async def _action(request: Request) -> Action:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise Refused(f"the body must be at most {MAX_BODY} bytes", 413)
+    if not raw.strip():
+        return Action()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise Refused("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise Refused("the body must be a JSON object")
+    try:
+        return Action.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the body"
+        raise Refused(f"{where}: {first.get('msg', 'invalid')}"[:300]) from None
+
+
+def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the request"
+    message = f"{where}: {first.get('msg', 'invalid')}"
+    return JSONResponse({"error": message[:300]}, status_code=400)
+
+
+def build_rest(service: Service) -> FastAPI:
+    api = ControlApi(service, requested_by="http")
+    rest = FastAPI(
+        title="sd-watchdog",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        description="Keep one Stable Diffusion web UI alive; switch between them.",
+    )
+    rest.add_exception_handler(Refused, _refused)
+    rest.add_exception_handler(RequestValidationError, _invalid)
+
+    @rest.get("/status", summary="The status object (same as GET /info)")
+    def status() -> dict[str, Any]:
+        return api.status()
+
+    @rest.get("/frameworks", summary="Every framework in the settings")
+    def frameworks() -> list[dict[str, Any]]:
+        return api.frameworks()
+
+    # Actions are async only to read the body; the supervisor's answer is awaited in a
+    # worker thread, so the event loop never blocks on a switch.
+
+    @rest.post(
+        "/start", summary="Start a framework (default: the chosen one)", openapi_extra=BODY_DOC
+    )
+    async def start(request: Request) -> dict[str, Any]:
+        body = await _action(request)
+        return await run_in_threadpool(api.start, body.framework, body.force)
+
+    @rest.post("/stop", summary="Stop the framework's whole process tree", openapi_extra=BODY_DOC)
+    async def stop(request: Request) -> dict[str, Any]:
+        body = await _action(request)
+        return await run_in_threadpool(api.stop, body.force)
+
+    @rest.post(
+        "/restart", summary="Stop and start the chosen framework again", openapi_extra=BODY_DOC
+    )
+    async def restart(request: Request) -> dict[str, Any]:
+        body = await _action(request)
+        return await run_in_threadpool(api.restart, body.force)
+
+    @rest.post(
+        "/switch",
+        summary="Stop what runs, wait for its port and VRAM, start another",
+        openapi_extra=BODY_DOC,
+    )
+    async def switch(request: Request) -> dict[str, Any]:
+        body = await _action(request)
+        return await run_in_threadpool(api.switch, body.framework or "", body.force)
+
+    @rest.get("/logs", summary="The current run's last lines", response_class=PlainTextResponse)
+    def logs(
+        stream: str = Query("stdout", description="stdout, stderr or both"),
+        lines: int = Query(200, ge=1, le=MAX_LINES),
+    ) -> str:
+        return api.logs(stream, lines)
+
+    @rest.get("/events", summary="The newest events, newest first")
+    def events(
+        limit: int = Query(50, ge=1, le=MAX_EVENTS), framework: str | None = None
+    ) -> list[dict[str, Any]]:
+        return api.events(limit, framework)
+
+    @rest.get("/gpu", summary="The latest GPU snapshot")
+    def gpu() -> dict[str, Any]:
+        return api.gpu()
+
+    @rest.get("/history", summary="GPU / CPU / RAM samples, at most 400 points")
+    def history(minutes: int = Query(60, ge=1, le=MAX_HISTORY_MINUTES)) -> list[dict[str, Any]]:
+        return api.history(minutes)
+
+    return rest
