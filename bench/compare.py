@@ -30,6 +30,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from watchdog.control.client import ControlClient  # noqa: E402
+
 DEMO = ROOT / "watchdog" / "frameworks" / "demo_app.py"
 PY = sys.executable
 WRITER = (  # writes 200 MB as fast as it can; records when it started
@@ -470,6 +474,11 @@ def measure_latency(tmp: Path, reps: int) -> None:
 
         for clients in (1, 20):
             info = _concurrent(clients, reps, lambda s: s.get(wd["url"] + "info", timeout=10))
+            rest = _concurrent(
+                clients, reps, lambda s: s.get(wd["url"] + "api/v1/status", timeout=10)
+            )
+            sock = wd["logs"] / "control.sock"
+            ctl = _concurrent(clients, reps, lambda s: ControlClient(sock).call("GET", "/status"))
             cl = [Client(wd["url"], verbose=False) for _ in range(clients)]
             status = _concurrent(
                 clients,
@@ -484,6 +493,15 @@ def measure_latency(tmp: Path, reps: int) -> None:
                     "n/a",
                 )
             )
+            for label, times in (("GET /api/v1/status", rest), ("control socket /status", ctl)):
+                rows.append(
+                    (
+                        f"7. {clients} client(s): {label} p50 / p99",
+                        f"{med(times) * 1000:.1f} / {p99(times) * 1000:.1f} ms",
+                        "n/a",
+                        "n/a",
+                    )
+                )
             rows.append(
                 (
                     f"7. {clients} client(s): gradio_client status p50 / p99",

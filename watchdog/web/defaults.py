@@ -74,7 +74,7 @@ class DefaultArgs:
         """The body with the missing arguments filled in; and whether it is JSON."""
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[…": too deep for json
             return body, False  # Gradio says what is wrong with it
         args = data.get("data") if isinstance(data, dict) else None
         wanted = self.defaults[name]

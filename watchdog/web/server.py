@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from ..runtime.service import Service
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
+from .bounded import BoundedH11Protocol
 from .defaults import DefaultArgs, defaults_of
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
@@ -40,6 +41,8 @@ SHARE_API = ("api.gradio.app", 443)
 # ~0.6 % with p50 99 ms. API responsiveness wins; see the README's Performance.
 QUEUE_POLL_S = 0.05
 TICK_S = 1.0
+# A page for one person and a few scripts: more than this at once is an attack or a bug.
+MAX_CONNECTIONS = 256
 
 
 def build_app(service: Service, auth: Authenticator) -> ASGIApp:
@@ -84,7 +87,15 @@ class WebServer:
     """uvicorn in a background thread, so the main thread keeps the signals."""
 
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            http=BoundedH11Protocol,  # closes connections that send no request head
+            limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once
+        )
         self.server = _QuietServer(config)
         self.host = host
         self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
