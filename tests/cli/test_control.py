@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from conftest import PASSWORD, ROOT, demo, journal, run_app, wait_journal
@@ -82,13 +84,20 @@ def test_logs_and_events(core):
     assert json.loads(raw)["event"] == "ready"
 
 
-def _follow(core, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def following(core, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``app.py … logs -f`` (or ``events -f``) running, stopped after the block."""
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--settings", str(core.settings), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 20) -> list[str]:
@@ -104,27 +113,19 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 20) -
 
 
 def test_logs_follow_goes_on_across_a_restart(core):
-    proc = _follow(core, "logs", "-f", "-n", "1")
-    try:
+    with following(core, "logs", "-f", "-n", "1") as proc:
         _read_until(proc, "spam line")
         core.cli("restart")
         _read_until(proc, "── run ")
         _read_until(proc, "Running on local URL")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_events_follow_prints_new_events_as_they_happen(core):
-    proc = _follow(core, "events", "-f", "-n", "1")
-    try:
+    with following(core, "events", "-f", "-n", "1") as proc:
         _read_until(proc, " ready ")
         core.cli("restart")
         _read_until(proc, " stopping ")
         _read_until(proc, " spawn ")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_global_options_go_before_the_command_too(write_settings):

@@ -91,6 +91,7 @@ def test_actions_change_state_and_are_journaled_with_who_asked(core):
         (b"GET /events?framework=%00 HTTP/1.1\r\n\r\n", 404),
         (b'POST /stop HTTP/1.1\r\nContent-Length: 26\r\n\r\n{"requested_by": "watch!"}', 400),
         (b"\x00\x01garbage\r\n\r\n", 400),
+        (b"POST /stop HTTP/1.1\r\nContent-Length: 20000\r\n\r\n" + b"[" * 20000, 400),
     ],
 )
 def test_garbage_is_a_clear_4xx_and_changes_nothing(core, request_bytes, status):

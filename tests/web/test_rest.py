@@ -54,6 +54,7 @@ def test_stop_restart_start_with_and_without_a_body(web):
         ("POST", "stop", '{"rm": "-rf /"}', 400),
         ("POST", "stop", "[1, 2]", 400),
         ("POST", "stop", "not json", 400),
+        ("POST", "stop", "[" * 20_000, 400),
         ("POST", "stop", "x" * 70_000, 413),
         ("GET", "logs?lines=0", None, 400),
         ("GET", "logs?lines=abc", None, 400),

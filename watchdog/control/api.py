@@ -14,6 +14,7 @@ raised before anything changes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
@@ -33,6 +34,19 @@ class Refused(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message if len(message) <= 300 else message[:300] + "…")
         self.status = status
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body: a JSON object, or nothing at all (``{}``)."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # "[[[[…" is too deep for json
+        raise Refused("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise Refused("the body must be a JSON object")
+    return data
 
 
 def whole(value: Any, name: str, low: int, high: int) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .api import ControlApi, Refused
+from .api import ControlApi, Refused, json_object
 
 log = logging.getLogger(__name__)
 
@@ -177,16 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused("Content-Length must be a number") from None
         if length < 0 or length > MAX_BODY:
             raise Refused(f"the body must be at most {MAX_BODY} bytes", 413)
-        raw = self.rfile.read(length) if length else b""
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise Refused("the body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise Refused("the body must be a JSON object")
-        return data
+        return json_object(self.rfile.read(length) if length else b"")
 
     @staticmethod
     def _query(query: str) -> dict[str, Any]:

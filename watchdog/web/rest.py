@@ -13,7 +13,6 @@ and change nothing.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -22,7 +21,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..control.api import MAX_EVENTS, MAX_HISTORY_MINUTES, MAX_LINES, ControlApi, Refused
+from ..control.api import (
+    MAX_EVENTS,
+    MAX_HISTORY_MINUTES,
+    MAX_LINES,
+    ControlApi,
+    Refused,
+    json_object,
+)
 from ..runtime.service import Service
 
 
@@ -51,16 +57,8 @@ async def _action(request: Request) -> Action:
         raw += chunk
         if len(raw) > MAX_BODY:
             raise Refused(f"the body must be at most {MAX_BODY} bytes", 413)
-    if not raw.strip():
-        return Action()
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise Refused("the body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise Refused("the body must be a JSON object")
-    try:
-        return Action.model_validate(data)
+        return Action.model_validate(json_object(raw))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "the body"
