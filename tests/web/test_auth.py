@@ -54,7 +54,7 @@ def guarded(serve, make_settings):
 
 def test_every_route_but_health_refuses_strangers(guarded):
     app = guarded.app.app  # the FastAPI app behind the gate (and its ASGI layers)
-    while not hasattr(app, "routes"):
+    while not hasattr(app, "routes"):  # NoUploads, DefaultArgs
         app = app.app
     routes = sorted(set((concrete(p), frozenset(m)) for p, m in walk_routes(app)))
     assert len(routes) > 20, "Gradio's routes were found too"

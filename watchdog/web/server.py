@@ -27,6 +27,7 @@ from .defaults import DefaultArgs, defaults_of
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
 from .ui import CSS, build_page
+from .uploads import NoUploads
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def build_app(service: Service, auth: Authenticator) -> ASGIApp:
         blocked_paths=[str(settings.auth_path), str(settings.logs_dir), str(settings.base_dir)],
     )
     defaults = defaults_of({name: getattr(Rpc, name) for name in API_NAMES})
-    return AuthGate(DefaultArgs(app, defaults), auth)
+    return AuthGate(NoUploads(DefaultArgs(app, defaults)), auth)
 
 
 class _QuietServer(uvicorn.Server):
