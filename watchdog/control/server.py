@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -53,18 +54,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
 }
 # Query values arrive as text; these are numbers.
 NUMERIC = {"lines", "limit", "minutes", "offset"}
+# Each API method's argument names, from its signature: what a request may name.
 ARGS = {
-    "status": set(),
-    "frameworks": set(),
-    "start": {"framework", "force"},
-    "stop": {"force"},
-    "restart": {"force"},
-    "switch": {"framework", "force"},
-    "logs": {"stream", "lines"},
-    "follow": {"stream", "offset", "run_id"},
-    "events": {"limit", "framework"},
-    "gpu": set(),
-    "history": {"minutes"},
+    name: set(inspect.signature(getattr(ControlApi, name)).parameters) - {"self"}
+    for name, _ in ROUTES.values()
 }
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from ..control.api import MAX_LINES
 from ..runtime.logs import tail_text
 from ..runtime.supervisor import Supervisor
-from .rpc import MAX_LINES
 
 CHUNK = 256 * 1024
 

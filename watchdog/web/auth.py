@@ -245,7 +245,7 @@ class AuthGate:
         if locked > 0:
             self.auth.refused_while_locked(client, path)
             await asyncio.sleep(FAILURE_DELAY_S)
-            await _respond(
+            await respond(
                 scope,
                 send,
                 429,
@@ -264,7 +264,7 @@ class AuthGate:
         if verdict is not None:  # credentials were offered, and wrong
             self.auth.failed(client, verdict, path, "basic/bearer")
             await asyncio.sleep(FAILURE_DELAY_S)
-        await _respond(
+        await respond(
             scope,
             send,
             401,
@@ -305,7 +305,7 @@ class AuthGate:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > 16384:
-                await _respond(scope, send, 413, "login form too large")
+                await respond(scope, send, 413, "login form too large")
                 return
             if not message.get("more_body"):
                 break
@@ -316,7 +316,7 @@ class AuthGate:
             self.auth.succeeded(client)
             session = self.auth.new_session()
             cookie = f"{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/"
-            await _respond(
+            await respond(
                 scope,
                 send,
                 200,
@@ -328,10 +328,10 @@ class AuthGate:
         if user or password:  # an empty form is no attempt at all
             self.auth.failed(client, user, "/login", "login form")
             await asyncio.sleep(FAILURE_DELAY_S)
-        await _respond(scope, send, 401, '{"detail": "Incorrect credentials."}')
+        await respond(scope, send, 401, '{"detail": "Incorrect credentials."}')
 
 
-async def _respond(
+async def respond(
     scope: Scope,
     send: Send,
     status: int,
@@ -339,6 +339,7 @@ async def _respond(
     headers: list[tuple[bytes, bytes]] | None = None,
     content_type: bytes = b"text/plain; charset=utf-8",
 ) -> None:
+    """Answer at the ASGI level, without the app (a refusal before anything runs)."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4401 if status == 401 else 4429})
         return

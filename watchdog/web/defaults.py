@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .auth import ASGIApp
+from .auth import ASGIApp, respond
 
 PREFIX = "/gradio_api/call/"
 MAX_BODY = 1024 * 1024
@@ -50,7 +50,8 @@ class DefaultArgs:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > MAX_BODY:
-                await _reply(send, 413, b'{"error": "the body must be at most 1 MB"}')
+                error = '{"error": "the body must be at most 1 MB"}'
+                await respond(scope, send, 413, error, content_type=b"application/json")
                 return
         body, is_json = self._filled(name, body)
         # curl -d sends a form content type: a body that is JSON is sent on as JSON.
@@ -82,9 +83,3 @@ class DefaultArgs:
             return body, True
         data["data"] = [*args, *wanted[len(args) :]]
         return json.dumps(data).encode(), True
-
-
-async def _reply(send: Any, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -18,12 +18,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..control.api import MAX_LINES, ControlApi, Refused
+from ..control.api import ControlApi, Refused
 from ..runtime.service import Service
 
 log = logging.getLogger(__name__)
 
-__all__ = ["API_NAMES", "MAX_LINES", "Rpc", "refuse", "register"]
+__all__ = ["API_NAMES", "Rpc", "refuse", "register"]
 
 
 def refuse(message: str) -> gr.Error:

@@ -16,12 +16,13 @@ from urllib.parse import urlsplit
 import gradio as gr
 import pandas as pd
 
+from ..control.api import MAX_LINES
 from ..core.states import State
 from ..core.status import Status
 from ..runtime.logs import latest_line, tail_text
 from ..runtime.ports import LOCAL_HOSTS
 from ..runtime.service import Service
-from .rpc import MAX_LINES, Rpc, register
+from .rpc import Rpc, register
 
 STATE_COLOURS = {
     State.RUNNING: "#16a34a",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .auth import ASGIApp
+from .auth import ASGIApp, respond
 
 UPLOAD_PATHS = frozenset({"/gradio_api/upload", "/upload", "/gradio_api/upload_progress"})
-BODY = b'{"error": "this page takes no uploads"}'
+BODY = '{"error": "this page takes no uploads"}'
 
 
 class NoUploads:
@@ -21,12 +21,7 @@ class NoUploads:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("path", "").rstrip("/") in UPLOAD_PATHS:
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(BODY)).encode()),
-                (b"connection", b"close"),
-            ]
-            await send({"type": "http.response.start", "status": 403, "headers": headers})
-            await send({"type": "http.response.body", "body": BODY})
+            close = [(b"connection", b"close")]
+            await respond(scope, send, 403, BODY, close, content_type=b"application/json")
             return
         await self.app(scope, receive, send)
