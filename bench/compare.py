@@ -414,30 +414,42 @@ def _time(fn: Callable[[], object], n: int) -> float:
     return med(times)
 
 
+def front_pid(logs: Path) -> int:
+    wait(lambda: any(e["event"] == "front_ready" for e in journal(logs)), 60, 0.1)
+    return [e for e in journal(logs) if e["event"] == "front_ready"][-1]["pid"]
+
+
 def measure_idle(tmp: Path, seconds: float) -> None:
-    def idle(pid: int) -> tuple[float, float]:
+    """Idle CPU and RSS of the core and of its front, each measured over the same
+    window, beside supervisord's."""
+
+    def idle(*pids: int) -> list[tuple[float, float]]:
         time.sleep(5)
-        c0, _ = cpu_rss(pid)
+        before = [cpu_rss(pid)[0] for pid in pids]
         time.sleep(seconds)
-        c1, rss = cpu_rss(pid)
-        return 100 * (c1 - c0) / seconds, rss
+        after = [cpu_rss(pid) for pid in pids]
+        pairs = zip(before, after, strict=True)
+        return [(100 * (c1 - c0) / seconds, rss) for c0, (c1, rss) in pairs]
 
     port = free_port()
     with watchdog(tmp, {"demo": {"preset": "demo", "port": port}}) as wd:
         wait(lambda: serving(port), 60, 0.05)
-        no_server = idle(wd["proc"].pid)
+        (no_server,) = idle(wd["proc"].pid)
     port = free_port()
     with watchdog(tmp, {"demo": {"preset": "demo", "port": port}}, server=True) as wd:
         wait(lambda: serving(port), 60, 0.05)
-        no_page = idle(wd["proc"].pid)
+        front = front_pid(wd["logs"])
+        core, front_idle = idle(wd["proc"].pid, front)
         with _page(wd["url"]):
-            one_page = idle(wd["proc"].pid)
+            core_page, front_page = idle(wd["proc"].pid, front)
     with supervisord(tmp, {"demo": demo_cmd(free_port())}, {"demo"}) as sv:
-        theirs = idle(sv["proc"].pid)
+        (theirs,) = idle(sv["proc"].pid)
     for label, ours in (
-        ("no page server (--no-server)", no_server),
-        ("page server, no page", no_page),
-        ("one page open", one_page),
+        ("core, --no-server", no_server),
+        ("core, with its front", core),
+        ("front, no page open", front_idle),
+        ("core, one page open", core_page),
+        ("front, one page open", front_page),
     ):
         rows.append(
             (

@@ -196,6 +196,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
         watch: dict[str, Any] | None = None,
         logs: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        server: dict[str, Any] | None = None,
     ) -> Path:
         frameworks = frameworks or {"demo": demo()}
         data = {
@@ -204,6 +205,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             "watch": {**FAST_WATCH, **(watch or {})},
             "logs": {"dir": "logs", **(logs or {})},
             "metrics": {"interval_s": 0.5, **(metrics or {})},
+            **({"server": server} if server else {}),
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))
@@ -324,28 +326,38 @@ class Web:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Web]]:
-    """Start the real web app (page, API, routes, auth gate, sampler) on an ephemeral port."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
+    """The real core (supervisor, sampler, control socket) and the real front app
+    (page, API, routes, auth gate) talking to it over the socket, on an ephemeral port."""
+    from watchdog.control.api import ControlApi
+    from watchdog.control.server import ControlSocket
     from watchdog.runtime.service import Service
     from watchdog.web.auth import Authenticator, Credentials
+    from watchdog.web.config import FrontConfig
+    from watchdog.web.link import CoreLink, JournalRelay
     from watchdog.web.server import WebServer, build_app
 
-    started: list[tuple[WebServer, Service]] = []
+    started: list[tuple[WebServer, ControlSocket, Service]] = []
 
     def start(settings: Settings, password: bool = False, reader=None, **auth_kwargs: Any) -> Web:
         service = Service(settings, reader=reader)
         service.start()
+        control = ControlSocket(settings.logs_dir / "control.sock", ControlApi(service))
+        control.start()
+        core = CoreLink(control.path)
         creds, token = Credentials.create(USER, PASSWORD) if password else (None, None)
-        auth = Authenticator(creds, service.supervisor.events, **auth_kwargs)
-        app = build_app(service, auth)
+        auth = Authenticator(creds, JournalRelay(core), **auth_kwargs)
+        config = FrontConfig.from_settings(settings, control.path, "127.0.0.1", 0)
+        app = build_app(core, auth, config)
         server = WebServer(app, "127.0.0.1", 0)
-        started.append((server, service))
+        started.append((server, control, service))
         port = server.start()
         return Web(f"http://127.0.0.1:{port}/", service.supervisor, token, app, service)
 
     yield start
-    for server, service in started:
+    for server, control, service in started:
         server.stop()
+        control.stop()
         service.stop()
 
 

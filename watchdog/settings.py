@@ -160,6 +160,8 @@ class ServerSettings(_Strict):
     max_failed_logins: int = Field(5, ge=1)
     lockout_s: float = Field(60, gt=0)
     refresh_s: float = Field(1.0, ge=0.2)
+    # The front (page + APIs) is restarted above this resident memory.
+    max_rss_mb: float = Field(400, ge=100)
 
 
 def _default_frameworks() -> dict[str, FrameworkEntry]:

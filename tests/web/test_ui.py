@@ -5,14 +5,21 @@ from __future__ import annotations
 from conftest import demo, free_port, running
 
 from watchdog.core.states import State
+from watchdog.core.status import Status
+from watchdog.runtime.logs import latest_line
 from watchdog.web.ui import public_url, status_card
+
+
+def card(status: Status, page_host: str | None = None) -> str:
+    """The card as the page shows it: from the status object and the newest log line."""
+    return status_card(status.to_dict(), page_host, latest_line(status.logs))
 
 
 def test_starting_shows_progress_and_the_newest_log_line(make_settings, supervise):
     sup = supervise(make_settings(frameworks={"slow": demo(None, "--startup-delay", "30")}))
     status = sup.wait_for(lambda s: s.state is State.STARTING and s.logs is not None, 5)
-    card = sup.wait_for(lambda s: "loading model weights" in status_card(s), timeout=5)
-    html = status_card(card)
+    shown = sup.wait_for(lambda s: "loading model weights" in card(s), timeout=5)
+    html = card(shown)
     assert "STARTING" in html and "of 15s allowed" in html and "(not ready yet)" in html
     assert status.pid is not None
 
@@ -24,7 +31,7 @@ def test_fatal_shows_why_and_the_last_stderr_lines(make_settings, supervise):
         )
     )
     status = sup.wait_for(lambda s: s.state is State.FATAL, timeout=15)
-    html = status_card(status)
+    html = card(status)
     assert "Gave up" in html and "max_restarts=1" in html
     assert "RuntimeError: demo crash requested by --crash-after" in html
     assert "Press <b>Start</b>" in html
@@ -35,15 +42,15 @@ def test_log_text_is_escaped(make_settings, supervise):
     sup = supervise(
         make_settings(frameworks={"evil": {"command": ["sh", "-c", script], "port": free_port()}})
     )
-    status = sup.wait_for(lambda s: "alert" in status_card(s), timeout=10)
-    html = status_card(status)
+    status = sup.wait_for(lambda s: "alert" in card(s), timeout=10)
+    html = card(status)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_running_card_links_to_the_framework_on_the_page_host(make_settings, supervise):
     port = free_port()
     sup = supervise(make_settings(frameworks={"demo": demo(port)}))
-    html = status_card(sup.wait_for(running, timeout=10), page_host="gpu-box.example:5005")
+    html = card(sup.wait_for(running, timeout=10), page_host="gpu-box.example:5005")
     assert f'href="http://gpu-box.example:{port}"' in html and "RUNNING" in html
 
 

@@ -1,4 +1,10 @@
-"""The watchdog itself (``python app.py``): supervisor, control socket, page."""
+"""The core (``python app.py``): supervisor, control socket, and the front it keeps.
+
+This module and everything it imports stay free of Gradio, uvicorn and FastAPI: the
+page runs in the front, a child process (``runtime/front.py``), so no number of
+connections to the page can take a file descriptor, a thread or memory from
+supervision.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,12 @@ from .. import __version__
 from ..control.api import ControlApi
 from ..control.server import ControlSocket, socket_path
 from ..runtime import reaper
+from ..runtime.front import FrontKeeper, FrontWatch, bind_page
 from ..runtime.instance_lock import AlreadyRunning, InstanceLock
 from ..runtime.service import Service
-from ..settings import SettingsError
-from ..web.auth import Authenticator, CredentialsError, load_credentials
+from ..settings import Settings, SettingsError
+from ..web.auth import CredentialsError, load_credentials
+from ..web.config import FrontConfig
 from .admin import set_password_hint
 from .common import (
     EXIT_LOCKED,
@@ -58,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
     except (AlreadyRunning, OSError) as exc:
         print(f"sd-watchdog: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    # Bound here, before anything is started, and once: a front restart never loses it.
+    sock = None
+    if not args.no_server:
+        port = args.port if args.port is not None else settings.server.port
+        try:
+            sock = bind_page(host, port)
+        except OSError as exc:
+            print(f"sd-watchdog: cannot serve the page on {host}:{port}: {exc}", file=sys.stderr)
+            lock.release()
+            return EXIT_SERVER
 
     # Orphans of a framework's tree come to us, not to init: found, stopped, reaped.
     # As PID 1 in a container, every orphan does. SIGCHLD only wakes the reaper.
@@ -96,44 +114,39 @@ def run(args: argparse.Namespace) -> int:
         status.framework,
         status.state.value,
     )
-    server = None
+    keeper = None
     try:
-        if not args.no_server:
-            from ..web.server import WebServer, build_app, open_share_link
-
-            auth = Authenticator(
-                creds,
-                service.supervisor.events,
-                settings.server.max_failed_logins,
-                settings.server.lockout_s,
+        if sock is not None:
+            config = FrontConfig.from_settings(settings, control.path, host, 0).but(
+                share=args.share, log_level=args.log_level
             )
-            port = args.port if args.port is not None else settings.server.port
-            server = WebServer(build_app(service, auth), host, port)
-            try:
-                bound = server.start()
-            except (OSError, TimeoutError) as exc:
-                print(
-                    f"sd-watchdog: cannot serve the page on {host}:{port}: {exc}", file=sys.stderr
-                )
-                return EXIT_SERVER
+            keeper = FrontKeeper(config, sock, service.supervisor.events, front_watch(settings))
+            keeper.start()
             shown = "127.0.0.1" if host == "0.0.0.0" else host
             log.info(
                 "control page: http://%s:%d/ (%s)",
                 shown,
-                bound,
+                keeper.port,
                 "password required" if creds else "no password: this machine only",
             )
-            if args.share:
-                link = open_share_link(bound)
-                if link:
-                    log.info("public share link: %s", link)
         while not done.wait(3600):
             pass
     finally:
-        if server is not None:
-            server.stop()
+        if keeper is not None:
+            keeper.stop()
         control.stop()
         service.stop(leave_running=args.leave_running, requested_by="signal")
         reaping.stop()
         lock.release()
     return 0
+
+
+def front_watch(settings: Settings) -> FrontWatch:
+    """The front is judged by the same probe numbers as a framework."""
+    w = settings.watch
+    return FrontWatch(
+        interval_s=w.health_interval_s,
+        timeout_s=w.health_timeout_s,
+        failure_threshold=w.failure_threshold,
+        max_rss_mb=settings.server.max_rss_mb,
+    )

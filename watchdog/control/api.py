@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
-from ..runtime.logs import STREAMS, read_from, tail_text
+from ..runtime.logs import STREAMS, latest_line, read_from, tail_text
 from ..runtime.service import Service
 
 MAX_LINES = 10_000
@@ -26,6 +26,9 @@ MAX_EVENTS = 1_000
 MAX_HISTORY_MINUTES = 7 * 24 * 60
 MAX_FOLLOW_BYTES = 64 * 1024
 REQUESTERS = ("api", "ui", "cli", "http")
+# What the front may write into the journal: its own refusals, never a framework's events.
+FRONT_EVENTS = ("auth_failed",)
+FRONT_FIELDS = ("client", "user", "path", "method", "failures", "locked_for_s")
 
 
 class Refused(ValueError):
@@ -60,6 +63,16 @@ def whole(value: Any, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise Refused(f"{name} must be from {low} to {high}, not {number}")
     return number
+
+
+def whole_chars(data: bytes) -> bytes:
+    """``data`` less a UTF-8 character cut off at its end (``b"a\\xc3"`` → ``b"a"``)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII or the lead byte of a character
+            need = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return data[:-back] if 0xC0 <= byte <= 0xF4 and need > back else data
+    return data
 
 
 def name_of(value: Any, *, required: bool) -> str | None:
@@ -164,8 +177,30 @@ class ControlApi:
         if run_id and run_id != logs.run_id:
             at = 0
         path = logs.stdout if stream == "stdout" else logs.stderr
-        data, end = read_from(path, at, MAX_FOLLOW_BYTES)
-        return {"run_id": logs.run_id, "offset": end, "text": data.decode("utf-8", "replace")}
+        data, end, size = read_from(path, at, MAX_FOLLOW_BYTES)
+        cut = whole_chars(data)  # a character split between two calls would be lost
+        data, end = cut, end - (len(data) - len(cut))
+        return {
+            "run_id": logs.run_id,
+            "offset": end,
+            "size": size,
+            "text": data.decode("utf-8", "replace"),
+        }
+
+    def latest(self) -> dict[str, Any]:
+        """The newest non-empty line of the current run, from either stream."""
+        return {"line": latest_line(self.sup.status().logs)}
+
+    def journal(self, event: str, fields: Any = None) -> dict[str, Any]:
+        """Write one of the front's own events (``auth_failed``) into the journal."""
+        if event not in FRONT_EVENTS:
+            raise Refused(f"event must be one of {', '.join(FRONT_EVENTS)}, not {event!r:.40}")
+        fields = fields if fields is not None else {}
+        if not isinstance(fields, dict) or set(fields) - set(FRONT_FIELDS):
+            raise Refused(f"fields must be an object with keys among {', '.join(FRONT_FIELDS)}")
+        clean = {k: v if isinstance(v, (int, float)) else str(v)[:200] for k, v in fields.items()}
+        self.sup.events.write(event, **clean)
+        return {"ok": True}
 
     def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` events, newest first; optionally of one framework."""

@@ -9,7 +9,7 @@ core free of any web framework::
 
 Bounded like anything that reads from a socket: lines and headers as ``http.server``
 bounds them (64 KB a line, 100 headers), a body of at most 64 KB, 10 s of silence
-before a connection is dropped, 32 connections at once (more are answered 503 at
+before a connection is dropped, 48 connections at once (more are answered 503 at
 once). Errors are 4xx/5xx with ``{"error": "<a sentence>"}``; nothing changes.
 """
 
@@ -34,7 +34,8 @@ from .api import ControlApi, Refused, json_object
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-MAX_IN_FLIGHT = 32
+# The front keeps at most FRONT_IN_FLIGHT of these (web/link.py): the CLI always gets in.
+MAX_IN_FLIGHT = 48
 READ_TIMEOUT_S = 10.0
 SUN_PATH_MAX = 100  # sockaddr_un's path is 108 bytes, with the NUL and some margin
 
@@ -48,9 +49,11 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/switch"): ("switch", "body"),
     ("GET", "/logs"): ("logs", "query"),
     ("GET", "/logs/follow"): ("follow", "query"),
+    ("GET", "/logs/latest"): ("latest", "query"),
     ("GET", "/events"): ("events", "query"),
     ("GET", "/gpu"): ("gpu", "query"),
     ("GET", "/history"): ("history", "query"),
+    ("POST", "/journal"): ("journal", "body"),
 }
 # Query values arrive as text; these are numbers.
 NUMERIC = {"lines", "limit", "minutes", "offset"}
@@ -85,6 +88,9 @@ def connect_path(path: Path) -> str:
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = False
+    # A full backlog is EAGAIN at once for a client of a Unix socket (no waiting as
+    # with TCP): room for every caller the in-flight limit allows, and more.
+    request_queue_size = 128
 
     def __init__(self, path: str, handler: type, api: ControlApi) -> None:
         self.api = api

@@ -109,21 +109,22 @@ def tail_lines(path: Path, count: int, *, clean: bool = True) -> list[str]:
 STREAMS = ("stdout", "stderr", "both")
 
 
-def read_from(path: Path, offset: int, cap: int) -> tuple[bytes, int]:
-    """Up to ``cap`` bytes of ``path`` from ``offset`` (-1: the end), and where the next
-    read starts. A file shorter than ``offset`` was rotated: read from its start."""
+def read_from(path: Path, offset: int, cap: int) -> tuple[bytes, int, int]:
+    """Up to ``cap`` bytes of ``path`` from ``offset`` (-1: the end), where the next
+    read starts, and the file's size. A file shorter than ``offset`` was rotated: read
+    from its start."""
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
             if offset < 0:
-                return b"", size
+                return b"", size, size
             if offset > size:
                 offset = 0
             fh.seek(offset)
             data = fh.read(cap)
     except OSError:
-        return b"", max(offset, 0)
-    return data, offset + len(data)
+        return b"", max(offset, 0), 0
+    return data, offset + len(data), size
 
 
 def tail_text(logs: RunLogs | None, stream: str, count: int) -> str:

@@ -2,7 +2,7 @@
 
 Behind the page's credentials (the auth gate wraps everything but ``/health``), with
 the same methods and checks as the control socket and the Gradio API
-(``control/api.py``)::
+(``control/api.py``, reached through ``web/link.py``)::
 
     curl -u admin -X POST http://vm:5005/api/v1/switch -d '{"framework": "comfyui"}'
     curl -u admin http://vm:5005/api/v1/status
@@ -25,11 +25,10 @@ from ..control.api import (
     MAX_EVENTS,
     MAX_HISTORY_MINUTES,
     MAX_LINES,
-    ControlApi,
     Refused,
     json_object,
 )
-from ..runtime.service import Service
+from .link import CoreLink
 
 
 class Action(BaseModel):
@@ -78,8 +77,8 @@ def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": message[:300]}, status_code=400)
 
 
-def build_rest(service: Service) -> FastAPI:
-    api = ControlApi(service, requested_by="http")
+def build_rest(core: CoreLink) -> FastAPI:
+    api = core.as_requester("http")
     rest = FastAPI(
         title="sd-watchdog",
         version="1",
@@ -99,7 +98,7 @@ def build_rest(service: Service) -> FastAPI:
     def frameworks() -> list[dict[str, Any]]:
         return api.frameworks()
 
-    # Actions are async only to read the body; the supervisor's answer is awaited in a
+    # Actions are async only to read the body; the core's answer is awaited in a
     # worker thread, so the event loop never blocks on a switch.
 
     @rest.post(

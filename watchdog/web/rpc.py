@@ -18,8 +18,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..control.api import ControlApi, Refused
-from ..runtime.service import Service
+from ..control.api import Refused
+from .link import CoreLink
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,11 @@ def refuse(message: str) -> gr.Error:
 
 
 class Rpc:
-    """The Gradio doors of :class:`ControlApi`: same names, same checks; a refusal is
+    """The Gradio doors of the core's API: same names, same checks; a refusal is
     a ``gr.Error``."""
 
-    def __init__(self, service: Service, requested_by: str = "api") -> None:
-        self.api = ControlApi(service, requested_by)
-        self.service = service
-        self.sup = service.supervisor
+    def __init__(self, core: CoreLink, requested_by: str = "api") -> None:
+        self.api = core.as_requester(requested_by)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:

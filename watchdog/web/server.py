@@ -1,6 +1,6 @@
 """Assembling and serving the web side: plain routes + Gradio page/API behind the auth gate.
 
->>> server = WebServer(build_app(supervisor, auth), "127.0.0.1", 5005)  # doctest: +SKIP
+>>> server = WebServer(build_app(core, auth, config), "127.0.0.1", 5005)  # doctest: +SKIP
 >>> server.start()          # returns the bound port (useful with port 0)
 5005
 """
@@ -19,11 +19,13 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from ..runtime.service import Service
+from . import gradio_limits
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
-from .bounded import BoundedH11Protocol
+from .bounded import BoundedH11Protocol, QuietLoopErrors
+from .config import FrontConfig
 from .defaults import DefaultArgs, defaults_of
+from .link import CoreLink
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
 from .ui import CSS, build_page
@@ -37,25 +39,18 @@ THEME = gr.themes.Default(
     font_mono=[gr.themes.Font("ui-monospace"), "monospace"],
 )
 SHARE_API = ("api.gradio.app", 443)
-# Gradio's queue looks for work every 1 ms while idle (about 6 % of a core here).
-# Measured here: every 50 ms costs ~0.8 % idle with status p50 83 ms; every 100 ms,
-# ~0.6 % with p50 99 ms. API responsiveness wins; see the README's Performance.
-QUEUE_POLL_S = 0.05
 TICK_S = 1.0
 # A page for one person and a few scripts: more than this at once is an attack or a bug.
 MAX_CONNECTIONS = 256
 
 
-def build_app(service: Service, auth: Authenticator) -> ASGIApp:
-    settings = service.settings
+def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    add_routes(app, service.supervisor)
-    app.mount("/api/v1", build_rest(service))
-    page = build_page(service, settings.server.refresh_s)
-    queue = getattr(page, "_queue", None)
-    if queue is not None:  # an internal of Gradio: set only if it is still there
-        queue.sleep_when_free = QUEUE_POLL_S
-        queue.progress_update_sleep_when_free = 0.25  # we report no progress bars
+    add_routes(app, core)
+    app.mount("/api/v1", build_rest(core))
+    page = build_page(core, config.refresh_s)
+    gradio_limits.bound(page)
+    app.router.lifespan_context = gradio_limits.trimming(page)  # Gradio's own wraps it
     app = gr.mount_gradio_app(
         app,
         page,
@@ -65,7 +60,7 @@ def build_app(service: Service, auth: Authenticator) -> ASGIApp:
         ssr_mode=False,
         mcp_server=False,
         # Defence in depth: Gradio serves only its own cache anyway.
-        blocked_paths=[str(settings.auth_path), str(settings.logs_dir), str(settings.base_dir)],
+        blocked_paths=[config.auth_path, config.logs_dir, config.base_dir],
     )
     defaults = defaults_of({name: getattr(Rpc, name) for name in API_NAMES})
     return AuthGate(NoUploads(DefaultArgs(app, defaults)), auth)
@@ -74,6 +69,10 @@ def build_app(service: Service, auth: Authenticator) -> ASGIApp:
 class _QuietServer(uvicorn.Server):
     """uvicorn wakes every 0.1 s to refresh its Date header and look for an exit
     request; once a second serves both, and an idle watchdog sleeps ten times longer."""
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(QuietLoopErrors())
+        await super().serve(sockets)
 
     async def main_loop(self) -> None:
         counter = 0
@@ -87,7 +86,9 @@ class _QuietServer(uvicorn.Server):
 class WebServer:
     """uvicorn in a background thread, so the main thread keeps the signals."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, sock: socket.socket | None = None
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -96,10 +97,17 @@ class WebServer:
             lifespan="on",
             http=BoundedH11Protocol,  # closes connections that send no request head
             limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once
+            timeout_graceful_shutdown=3,
         )
         self.server = _QuietServer(config)
         self.host = host
-        self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        # ``sock``: a socket the core bound (the front's case); else uvicorn binds.
+        self._thread = threading.Thread(
+            target=self.server.run,
+            kwargs={"sockets": [sock]} if sock is not None else {},
+            name="web",
+            daemon=True,
+        )
 
     def start(self, timeout: float = 30) -> int:
         """Serve; return the bound port once accepting connections."""

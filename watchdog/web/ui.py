@@ -1,4 +1,4 @@
-"""The control page: a Gradio Blocks app that only reads snapshots and calls the supervisor.
+"""The control page: a Gradio Blocks app that reads and acts only through the core's API.
 
 A ``gr.Timer`` refreshes it about once a second. A refresh reads the published
 status, the tail of the current log and the tail of the journal, never a whole
@@ -9,19 +9,16 @@ status at once; the page never waits for a framework to stop or start.
 from __future__ import annotations
 
 import html
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import gradio as gr
 import pandas as pd
 
-from ..control.api import MAX_LINES
+from ..control.api import MAX_LINES, Refused
 from ..core.states import State
-from ..core.status import Status
-from ..runtime.logs import latest_line, tail_text
 from ..runtime.ports import LOCAL_HOSTS
-from ..runtime.service import Service
+from .link import CoreLink
 from .rpc import Rpc, register
 
 STATE_COLOURS = {
@@ -97,64 +94,68 @@ def public_url(url: str | None, page_host: str | None) -> str | None:
     return url
 
 
-def status_card(status: Status, page_host: str | None = None) -> str:
-    """The status card as HTML; every value from outside is escaped."""
+def status_card(info: dict[str, Any], page_host: str | None = None, latest: str = "") -> str:
+    """The status card as HTML, from the status object; every value from outside is
+    escaped. ``latest``: the newest log line, shown while the framework starts."""
     e = html.escape
-    info = status.to_dict()
-    colour = STATE_COLOURS.get(status.state, "#6b7280")
-    link = public_url(status.url, page_host)
-    chosen = f"<span class='sdw-framework'>{e(status.framework)}</span>"
-    if status.run_framework and status.run_framework != status.framework:
-        chosen += f" (still {e(status.run_framework)}: {status.state.value.lower()})"
+    state = str(info.get("state", "n/a"))
+    colour = next((c for s, c in STATE_COLOURS.items() if s.value == state), "#6b7280")
+    link = public_url(info.get("url"), page_host)
+    chosen = f"<span class='sdw-framework'>{e(str(info.get('framework')))}</span>"
+    run_framework = info.get("run_framework")
+    if run_framework and run_framework != info.get("framework"):
+        chosen += f" (still {e(str(run_framework))}: {e(state.lower())})"
+    pid = info.get("pid")
     rows: list[tuple[str, str]] = [
         ("framework", chosen),
-        ("pid", f"<span class='sdw-pid'>{status.pid}</span>" if status.pid else "n/a"),
-        ("uptime", _duration(info["spawned_secs_ago"]) if status.is_running else "n/a"),
-        ("restarts", str(status.restarts)),
+        ("pid", f"<span class='sdw-pid'>{int(pid)}</span>" if pid else "n/a"),
+        ("uptime", _duration(info.get("spawned_secs_ago")) if info.get("is_running") else "n/a"),
+        ("restarts", e(str(info.get("restarts", "n/a")))),
     ]
     if link:
         rows.append(
             (
                 "open",
                 f'<a href="{e(link)}" target="_blank" rel="noopener">{e(link)}</a>'
-                if status.ready
+                if info.get("ready")
                 else e(link) + " (not ready yet)",
             )
         )
-    if status.busy:
-        rows.append(("generating", e(status.busy_detail or "busy")))
-    if status.last_exit:
-        rows.append(("last exit", f"{e(status.last_exit.reason)} at {e(status.last_exit.time)}"))
+    if info.get("busy"):
+        rows.append(("generating", e(str(info.get("busy_detail") or "busy"))))
+    last_exit = info.get("last_exit")
+    if last_exit:
+        rows.append(("last exit", f"{e(str(last_exit['reason']))} at {e(str(last_exit['time']))}"))
     grid = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     why = ""
-    if status.state is State.STARTING and status.spawned_at:
-        elapsed = time.time() - status.spawned_at
-        pct = min(100.0, 100 * elapsed / max(status.startup_timeout_s, 1e-6))
-        line = latest_line(status.logs)
+    elapsed = info.get("spawned_secs_ago")
+    if state == State.STARTING.value and elapsed is not None:
+        allowed = float(info.get("startup_timeout_s") or 0)
+        pct = min(100.0, 100 * elapsed / max(allowed, 1e-6))
         why = (
             f"<div class='sdw-why'>Starting: {_duration(elapsed)} of"
-            f" {_duration(status.startup_timeout_s)} allowed"
+            f" {_duration(allowed)} allowed"
             f"<div class='sdw-bar'><div style='width:{pct:.0f}%'></div></div>"
-            f"<pre>{e(line) or 'no output yet'}</pre></div>"
+            f"<pre>{e(latest) or 'no output yet'}</pre></div>"
         )
-    elif status.state is State.FATAL:
-        stderr = "\n".join(status.last_stderr) or "(no stderr output)"
+    elif state == State.FATAL.value:
+        stderr = "\n".join(info.get("last_stderr") or ()) or "(no stderr output)"
         why = (
-            f"<div class='sdw-why'><b>Gave up:</b> {e(status.reason or '')}"
+            f"<div class='sdw-why'><b>Gave up:</b> {e(str(info.get('reason') or ''))}"
             f"<pre>{e(stderr)}</pre>Press <b>Start</b> to try again.</div>"
         )
-    elif status.reason:
+    elif info.get("reason"):
         extra = ""
         if info.get("backoff_secs_left") is not None:
             extra = f" — restarting in {info['backoff_secs_left']:.0f} s"
-        why = f"<div class='sdw-why'>{e(status.reason)}{extra}</div>"
-    if status.errors:
-        why += "".join(
-            f"<div class='sdw-why' style='color:#dc2626'>⚠ {e(x)}</div>" for x in status.errors
-        )
+        why = f"<div class='sdw-why'>{e(str(info['reason']))}{extra}</div>"
+    why += "".join(
+        f"<div class='sdw-why' style='color:#dc2626'>⚠ {e(str(x))}</div>"
+        for x in info.get("errors") or ()
+    )
     return (
         f"<div class='sdw-card'><span class='sdw-state' style='background:{colour}'>"
-        f"{status.state.value}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
+        f"{e(state)}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
     )
 
 
@@ -247,25 +248,33 @@ def _host(request: gr.Request | None) -> str | None:
         return None
 
 
-def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
+def unreachable_card(why: str) -> str:
+    """The card while the core does not answer: the page stays, and says so."""
+    return (
+        "<div class='sdw-card'><span class='sdw-state' style='background:#6b7280'>n/a</span>"
+        f"<div class='sdw-why'>{html.escape(why)}</div></div>"
+    )
+
+
+def build_page(core: CoreLink, refresh_s: float = 1.0) -> gr.Blocks:
     """The Blocks app: the page for people and the RPC endpoints for scripts."""
-    supervisor = service.supervisor
-    ui = Rpc(service, requested_by="ui")
-    names = []
-    for name in supervisor.settings.frameworks:
-        missing = supervisor.settings.framework(name).missing()
-        names.append((f"{name} (not installed)" if missing else name, name))
+    ui = Rpc(core, requested_by="ui")
+    names = [
+        (f"{f['name']} (not installed)" if f.get("missing") else f["name"], f["name"])
+        for f in core.frameworks()
+    ]
+    first = core.status()
     private = {"api_visibility": "private"}
 
     with gr.Blocks(title="sd-watchdog", analytics_enabled=False) as page:
         gr.Markdown("## sd-watchdog")
         with gr.Row():
             with gr.Column(scale=3):
-                card = gr.HTML(status_card(supervisor.status()), elem_id="status-card")
+                card = gr.HTML(status_card(first), elem_id="status-card")
             with gr.Column(scale=2):
                 choice = gr.Dropdown(
                     choices=names,
-                    value=supervisor.status().framework,
+                    value=first["framework"],
                     label="Framework",
                     elem_id="framework-choice",
                 )
@@ -301,7 +310,7 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
                 headers=EVENT_COLUMNS, interactive=False, wrap=True, elem_id="events"
             )
         with gr.Tab("GPU"):
-            gpu_html = gr.HTML(gpu_panel(service.sampler.snapshot_dict()), elem_id="gpu-panel")
+            gpu_html = gr.HTML(gpu_panel(core.gpu()), elem_id="gpu-panel")
             window = gr.Radio(list(WINDOWS), value="1 h", label="History window")
             with gr.Row():
                 plots = [
@@ -317,15 +326,22 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
         def refresh(
             stream_name: str, count: float, request: gr.Request
         ) -> tuple[str, str, list[list[str]], str]:
-            status = supervisor.status()
             n = max(1, min(int(count or 200), MAX_LINES))
-            text = tail_text(status.logs, stream_name or "both", n)
-            rows = event_rows(supervisor.events.tail(EVENT_ROWS))
-            gpu = gpu_panel(service.sampler.snapshot_dict())
-            return status_card(status, _host(request)), text, rows, gpu
+            try:
+                info = core.status()
+                latest = core.latest() if info.get("state") == State.STARTING.value else ""
+                text = core.logs(stream_name or "both", n)
+                rows = event_rows(core.events(EVENT_ROWS))
+                gpu = gpu_panel(core.gpu())
+            except Refused as exc:  # the page stays up and says why; the rest keeps its value
+                return unreachable_card(str(exc)), gr.skip(), gr.skip(), gr.skip()
+            return status_card(info, _host(request), latest), text, rows, gpu
 
-        def refresh_plots(choice_label: str) -> list[pd.DataFrame]:
-            frame = history_frame(service.history.window(WINDOWS.get(choice_label, 60)))
+        def refresh_plots(choice_label: str) -> list[Any]:
+            try:
+                frame = history_frame(core.history(WINDOWS.get(choice_label, 60)))
+            except Refused:
+                return [gr.skip()] * len(plots)
             return [frame] * len(plots)
 
         def act(kind: str) -> Any:
@@ -346,7 +362,10 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
                         message = "Restarting…"
                 except gr.Error as exc:
                     message = f"⚠ {exc.message}"
-                return status_card(supervisor.status(), _host(request)), message
+                try:
+                    return status_card(core.status(), _host(request)), message
+                except Refused as exc:
+                    return unreachable_card(str(exc)), message
 
             return handler
 
@@ -386,5 +405,5 @@ def build_page(service: Service, refresh_s: float = 1.0) -> gr.Blocks:
                 concurrency_limit=None,
                 **private,
             )
-        register(Rpc(service, requested_by="api"))
+        register(Rpc(core, requested_by="api"))
     return page

@@ -1,0 +1,64 @@
+"""What the core tells the front it starts: where things are, and the page's settings.
+
+The core imports this module, so it imports nothing of the web (no Gradio, uvicorn
+or FastAPI). It travels as JSON in the front's environment (``SD_WATCHDOG_FRONT``):
+the front never reads ``settings.json`` itself, so a settings file edited while the
+watchdog runs cannot keep the page from coming back.
+
+    >>> cfg = FrontConfig.from_settings(settings, Path("logs/control.sock"), "127.0.0.1", 5005)
+    >>> FrontConfig.from_json(cfg.to_json()) == cfg                  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+
+ENV = "SD_WATCHDOG_FRONT"
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    socket: str  # the core's control socket: the front's only way to it
+    host: str  # where the page is served (for messages; the core binds the socket)
+    port: int
+    auth_path: str
+    logs_dir: str
+    base_dir: str
+    refresh_s: float = 1.0
+    max_failed_logins: int = 5
+    lockout_s: float = 60.0
+    share: bool = False
+    log_level: str = "INFO"
+    listen_fd: int | None = None  # the page's listening socket, bound by the core
+    core_fd: int | None = None  # read end of a pipe only the core writes: EOF = core gone
+
+    @classmethod
+    def from_settings(cls, settings: Settings, socket: Path, host: str, port: int) -> FrontConfig:
+        server = settings.server
+        return cls(
+            socket=str(socket),
+            host=host,
+            port=port,
+            auth_path=str(settings.auth_path),
+            logs_dir=str(settings.logs_dir),
+            base_dir=str(settings.base_dir),
+            refresh_s=server.refresh_s,
+            max_failed_logins=server.max_failed_logins,
+            lockout_s=server.lockout_s,
+        )
+
+    def but(self, **changes: Any) -> FrontConfig:
+        return replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> FrontConfig:
+        return cls(**json.loads(text))

@@ -1,0 +1,157 @@
+"""The front's one way to the core: its JSON API over the control socket.
+
+Every page refresh, Gradio endpoint, REST route and plain route calls a method here;
+nothing in the front opens the core's files or holds its objects. The methods are
+those of :class:`~watchdog.control.api.ControlApi`, with the same arguments and the
+same :class:`Refused` for anything wrong, so a door does not care which side of the
+socket it runs on::
+
+    >>> core = CoreLink(Path("logs/control.sock"))                  # doctest: +SKIP
+    >>> core.as_requester("http").switch("comfyui")["state"]
+    'STOPPING'
+
+A core that does not answer is a ``Refused`` with status 503, never a hang of the
+page: each call has its own connection and timeout. The front keeps at most
+``FRONT_IN_FLIGHT`` calls open at once, so the socket always has room for the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..control.api import REQUESTERS, Refused
+from ..control.client import ApiError, ControlClient, NoCore
+
+log = logging.getLogger(__name__)
+
+FRONT_IN_FLIGHT = 24
+WAIT_FOR_SLOT_S = 10.0
+READ_TIMEOUT_S = 15.0
+ACTION_TIMEOUT_S = 40.0  # a switch waits for the command's reply (30 s at most)
+JOURNAL_BACKLOG = 1000
+NO_ANSWER = "the watchdog's core does not answer; try again in a moment"
+
+
+class CoreLink:
+    """The core's API for the front; ``requested_by`` goes into the journal."""
+
+    def __init__(
+        self, path: Path, requested_by: str = "api", *, _slots: threading.Semaphore | None = None
+    ) -> None:
+        self.path = path
+        self.by = requested_by
+        self._slots = _slots or threading.BoundedSemaphore(FRONT_IN_FLIGHT)
+        self._reads = ControlClient(path, timeout=READ_TIMEOUT_S)
+        self._actions = ControlClient(path, timeout=ACTION_TIMEOUT_S)
+
+    def as_requester(self, requested_by: str) -> CoreLink:
+        if requested_by not in REQUESTERS:
+            raise Refused(f"requested_by must be one of {', '.join(REQUESTERS)}")
+        return CoreLink(self.path, requested_by, _slots=self._slots)
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None, **q: Any) -> Any:
+        if not self._slots.acquire(timeout=WAIT_FOR_SLOT_S):
+            raise Refused("the watchdog is busy with other requests; try again", 503)
+        try:
+            client = self._actions if method == "POST" else self._reads
+            return client.call(method, route, body, **q)
+        except ApiError as exc:
+            raise Refused(str(exc), exc.status) from None
+        except (NoCore, OSError) as exc:
+            log.warning("the core does not answer: %s", exc)
+            raise Refused(NO_ANSWER, 503) from None
+        finally:
+            self._slots.release()
+
+    def _act(self, route: str, **body: Any) -> dict[str, Any]:
+        return self._call("POST", route, {**body, "requested_by": self.by})
+
+    def status(self) -> dict[str, Any]:
+        """The status object (same as GET /info)."""
+        return self._call("GET", "/status")
+
+    def frameworks(self) -> list[dict[str, Any]]:
+        """Every framework in the settings: name, preset, url, command."""
+        return self._call("GET", "/frameworks")
+
+    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+        """Start a framework (default: the chosen one); switches if another runs."""
+        return self._act("/start", framework=framework, force=force)
+
+    def stop(self, force: bool = False) -> dict[str, Any]:
+        """Stop the framework's whole process tree."""
+        return self._act("/stop", force=force)
+
+    def restart(self, force: bool = False) -> dict[str, Any]:
+        """Stop and start the chosen framework again."""
+        return self._act("/restart", force=force)
+
+    def switch(self, framework: str | None, force: bool = False) -> dict[str, Any]:
+        """Stop what runs, wait for its port (and VRAM), start ``framework``."""
+        return self._act("/switch", framework=framework, force=force)
+
+    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+        """The last ``lines`` lines of the current run's stdout, stderr or both."""
+        return self._call("GET", "/logs", stream=stream, lines=lines)
+
+    def follow(self, stream: str = "stdout", offset: int = -1, run_id: str = "") -> dict[str, Any]:
+        """The current run's ``stream`` from byte ``offset`` on (see ControlApi.follow)."""
+        return self._call("GET", "/logs/follow", stream=stream, offset=offset, run_id=run_id)
+
+    def latest(self) -> str:
+        """The newest non-empty line of the current run."""
+        return str(self._call("GET", "/logs/latest").get("line", ""))
+
+    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; optionally of one framework."""
+        return self._call("GET", "/events", limit=limit, framework=framework)
+
+    def gpu(self) -> dict[str, Any]:
+        """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
+        return self._call("GET", "/gpu")
+
+    def history(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
+        return self._call("GET", "/history", minutes=minutes)
+
+
+class JournalRelay:
+    """The front's events (``auth_failed``) on their way to the core's journal.
+
+    ``write`` never blocks the request that refused someone: the event waits in a
+    bounded queue for a thread of its own. A flood of refusals beyond the queue is
+    dropped and counted, never allowed to slow the page or the core.
+    """
+
+    def __init__(self, core: CoreLink) -> None:
+        self.core = core
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(JOURNAL_BACKLOG)
+        self._thread = threading.Thread(target=self._loop, name="journal-relay", daemon=True)
+        self._thread.start()
+
+    def write(self, event: str, **fields: Any) -> None:
+        try:
+            self._queue.put_nowait((event, {k: v for k, v in fields.items() if v is not None}))
+        except queue.Full:
+            self.dropped += 1
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every queued event was sent (for tests and shutdown)."""
+        done = threading.Event()
+        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+        done.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            event, fields = self._queue.get()
+            try:
+                self.core._call("POST", "/journal", {"event": event, "fields": fields})
+            except Refused as exc:
+                log.warning("could not journal %s: %s", event, exc)
+            finally:
+                self._queue.task_done()
