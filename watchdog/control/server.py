@@ -21,6 +21,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import socketserver
 import tempfile
 import threading
@@ -244,9 +245,9 @@ class ControlSocket:
             os.umask(old)
         os.chmod(real, 0o600)
         self._thread = threading.Thread(
-            # A look at the shutdown flag once a second: stop() returns within it.
+            # No timed wake-ups while idle: stop() wakes the loop with a connection.
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 1.0},
+            kwargs={"poll_interval": None},
             daemon=True,
         )
         self._thread.name = "control-socket"
@@ -254,11 +255,22 @@ class ControlSocket:
         return self.path
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        server = self._server
+        if server is not None:
+            stopping = threading.Thread(target=server.shutdown, daemon=True)
+            stopping.start()
+            while stopping.is_alive():
+                self._poke()
+                stopping.join(0.1)
+            server.server_close()
             self._server = None
         self._unlink()
+
+    def _poke(self) -> None:
+        """A connection that says nothing: the serving loop wakes, sees shutdown."""
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(1)
+            sock.connect(str(self._real))
 
     def _unlink(self) -> None:
         for p in (self.path, self._real):

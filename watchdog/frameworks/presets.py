@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -164,7 +165,7 @@ class FrameworkSpec:
     def health_url(self) -> str | None:
         return join_url(self.url, self.health_path) if self.url else None
 
-    @property
+    @cached_property  # in every status snapshot, and the command never changes
     def command_line(self) -> str:
         """The command as a user would type it (env values are never part of it)."""
         return shlex.join(self.command)

@@ -28,7 +28,11 @@ BLOCK = 64 * 1024
 # (or a sparse hole of NULs) must not make a request read gigabytes.
 MAX_TAIL_SCAN = 8 * 1024 * 1024
 MAX_TAIL_LINES = 10_000
+# A file is checked every ROTATE_CHECK_S while it grows, and ever less often (up to
+# ROTATE_QUIET_S) while it does not: four looks a second at a quiet log were most of
+# an idle watchdog's CPU.
 ROTATE_CHECK_S = 0.25
+ROTATE_QUIET_S = 2.0
 
 _ANSI = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
@@ -303,6 +307,7 @@ class LogStore:
 
     def _rotate_loop(self) -> None:
         limit = max(1, self.max_bytes // 2)
+        every, sizes = ROTATE_CHECK_S, (-1, -1)
         while not self._closed.is_set():
             with self._lock:
                 live = self._live
@@ -311,15 +316,23 @@ class LogStore:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            for path in (live.stdout, live.stderr):
-                try:
-                    if path.stat().st_size > limit:
-                        self.rotate(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    self.error = f"cannot rotate {path.name}: {exc.strerror or exc}"
-            self._closed.wait(ROTATE_CHECK_S)
+            now = (self._check(live.stdout, limit), self._check(live.stderr, limit))
+            every = min(every * 2, ROTATE_QUIET_S) if now == sizes else ROTATE_CHECK_S
+            sizes = now
+            self._closed.wait(every)
+
+    def _check(self, path: Path, limit: int) -> int:
+        """Rotate ``path`` if it passed ``limit``; its size (-1: unknown)."""
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                self.rotate(path)
+            return size
+        except FileNotFoundError:
+            return -1
+        except OSError as exc:
+            self.error = f"cannot rotate {path.name}: {exc.strerror or exc}"
+            return -1
 
     def rotate(self, path: Path) -> None:
         """Move the current contents of ``path`` to ``path.1`` and empty ``path``."""

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -123,6 +124,58 @@ def with_descendants(members: set[int], infos: dict[int, ProcInfo]) -> set[int]:
                 members.add(pid)
                 grew = True
     return members
+
+
+def children(pid: int) -> list[int] | None:
+    """``pid``'s children from ``/proc/<pid>/task/*/children``; None if it is gone
+    (or a zombie: dead, only not yet reaped)."""
+    info = stat(pid)
+    if info is None or info.zombie:
+        return None
+    try:
+        tasks = os.listdir(f"{PROC}/{pid}/task")
+    except OSError:
+        return None
+    found: list[int] = []
+    for task in tasks:
+        try:
+            with open(f"{PROC}/{pid}/task/{task}/children", "rb") as fh:
+                found += [int(p) for p in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class CachedTree:
+    """A run's pids for the sampler, every few seconds for as long as it runs.
+
+    The whole ``/proc`` scan of ``full()`` (one read per process on the machine) is
+    done every ``full_every`` calls, or when nothing known is alive; in between, the
+    members found last and their descendants by parent links, a few reads. Only an
+    escapee that left the tree in between is missed, until the next full scan.
+    """
+
+    def __init__(self, full: Callable[[], list[int]], full_every: int = 12) -> None:
+        self.full = full
+        self.full_every = full_every
+        self._known: set[int] = set()
+        self._calls = 0
+
+    def __call__(self) -> list[int]:
+        self._calls += 1
+        if self._known and self._calls % self.full_every:
+            alive: set[int] = set()
+            frontier = set(self._known)
+            while frontier:
+                pid = frontier.pop()
+                kids = children(pid)
+                if kids is not None and pid not in alive:
+                    alive.add(pid)
+                    frontier.update(k for k in kids if k not in alive)
+            self._known = alive
+        if not self._known:
+            self._known = set(self.full())
+        return sorted(self._known)
 
 
 def as_processes(pids: set[int]) -> list[psutil.Process]:

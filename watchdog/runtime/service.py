@@ -11,6 +11,7 @@ from ..core.status import Status
 from ..monitor.gpu import GpuReader, make_reader
 from ..monitor.metrics import History, Sampler
 from ..settings import Settings
+from .proctree import CachedTree
 from .supervisor import Supervisor
 
 DAY_S = 86400
@@ -30,7 +31,7 @@ class Service:
             self.reader,
             self.history,
             settings.metrics.interval_s,
-            self.supervisor.tree_pids,
+            CachedTree(self.supervisor.tree_pids),
             self.supervisor.report_usage,
         )
 
