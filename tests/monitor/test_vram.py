@@ -81,7 +81,7 @@ def test_growing_rss_past_max_rss_mb_restarts(make_settings):
 
 
 def test_gpu_panel_marks_the_framework_and_shows_na(fake_nvml, make_settings, supervise):
-    from watchdog.web.ui import gpu_panel
+    from watchdog.web.cards import gpu_panel
 
     fake_nvml.CONFIG["others"] = [{"pid": 1, "gpu": 0, "mb": 300}]
     sup = supervise(make_settings(frameworks={"demo": demo()}))

@@ -7,7 +7,7 @@ from conftest import demo, free_port, running
 from watchdog.core.states import State
 from watchdog.core.status import Status
 from watchdog.runtime.logs import latest_line
-from watchdog.web.ui import public_url, status_card
+from watchdog.web.cards import public_url, status_card
 
 
 def card(status: Status, page_host: str | None = None) -> str:

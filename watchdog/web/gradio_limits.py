@@ -11,8 +11,8 @@ API call (``/gradio_api/call/<name>``), +177 MB after 2,000 calls.
   refresh returns whole values), so an evicted session costs nothing.
 - ``ANALYTICS_MAX_EVENTS``: 10,000 finished events are kept, and summed again after
   every call (a cost that grows with uptime).
-- ``pending_event_ids_session``: one entry per session, never removed for a call that
-  finished normally; ``trim_queue`` drops the finished ones once a minute.
+- ``pending_event_ids_session``: one entry per plain call's session, never removed;
+  ``QueueTrimmer`` drops the empty ones once a minute.
 
 Left as it is: the per-session message queues (at most 2,000, small when empty). A
 smaller cap evicts the queue of a long-lived ``gradio_client`` session while plain
@@ -60,29 +60,44 @@ def bound(page: gr.Blocks) -> None:
         queue.ANALYTICS_MAX_EVENTS = EVENTS_KEPT
 
 
-def trim_queue(page: gr.Blocks) -> None:
-    """Forget sessions whose every event has finished. Runs on the server's event
-    loop (where Gradio changes these), never from another thread."""
-    queue: Any = getattr(page, "_queue", None)
-    pending = getattr(queue, "pending_event_ids_session", None)
-    live = getattr(queue, "event_ids_to_events", None)
-    if not isinstance(pending, dict) or not isinstance(live, dict):
-        return
-    for session, ids in list(pending.items()):
-        ids.intersection_update(live.keys())
-        if not ids:
+class QueueTrimmer:
+    """Forgets the sessions of ``pending_event_ids_session`` left with no event id.
+
+    Gradio removes an event's id once its result is delivered, but keeps the
+    session's (empty) entry for good: one per plain call. An empty entry is safe to
+    drop at any time: Gradio creates it again, without a pause in between, when the
+    session pushes a call, and reads it while delivering only when it holds that
+    call's id. An entry with an id in it is never touched: its result may be on the
+    way (dropping those once closed live streams and failed gradio_client calls).
+    """
+
+    def __init__(self, page: gr.Blocks) -> None:
+        self.page = page
+
+    def __call__(self) -> int:
+        """Runs on the server's event loop (where Gradio changes these); returns how
+        many sessions were forgotten."""
+        queue: Any = getattr(self.page, "_queue", None)
+        pending = getattr(queue, "pending_event_ids_session", None)
+        if not isinstance(pending, dict):
+            return 0
+        empty = [session for session, ids in pending.items() if not ids]
+        for session in empty:
             pending.pop(session, None)
+        return len(empty)
 
 
 def trimming(page: gr.Blocks) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A lifespan for the app ``page`` is mounted in: ``trim_queue`` once a minute."""
+    """A lifespan for the app ``page`` is mounted in: a ``QueueTrimmer`` once a minute."""
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        trim = QueueTrimmer(page)
+
         async def every_minute() -> None:
             while True:
                 await asyncio.sleep(TRIM_EVERY_S)
-                trim_queue(page)
+                trim()
 
         task = asyncio.create_task(every_minute())
         try:

@@ -23,12 +23,13 @@ from . import gradio_limits
 from .api import add_routes
 from .auth import ASGIApp, Authenticator, AuthGate
 from .bounded import BoundedH11Protocol, QuietLoopErrors
+from .cards import CSS
 from .config import FrontConfig
 from .defaults import DefaultArgs, defaults_of
 from .link import CoreLink
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
-from .ui import CSS, build_page
+from .ui import build_page
 from .uploads import NoUploads
 
 log = logging.getLogger(__name__)

@@ -8,173 +8,23 @@ status at once; the page never waits for a framework to stop or start.
 
 from __future__ import annotations
 
-import html
 from typing import Any
-from urllib.parse import urlsplit
 
 import gradio as gr
 import pandas as pd
 
 from ..control.api import MAX_LINES, Refused
 from ..core.states import State
-from ..runtime.ports import LOCAL_HOSTS
+from .cards import (
+    EVENT_COLUMNS,
+    EVENT_ROWS,
+    event_rows,
+    gpu_panel,
+    status_card,
+    unreachable_card,
+)
 from .link import CoreLink
 from .rpc import Rpc, register
-
-STATE_COLOURS = {
-    State.RUNNING: "#16a34a",
-    State.STARTING: "#2563eb",
-    State.UNHEALTHY: "#d97706",
-    State.BACKOFF: "#d97706",
-    State.STOPPING: "#6b7280",
-    State.STOPPED: "#6b7280",
-    State.FATAL: "#dc2626",
-}
-EVENT_COLUMNS = ["time (UTC)", "event", "framework", "pid", "details"]
-EVENT_ROWS = 50
-_DETAIL_KEYS = (
-    "reason",
-    "via",
-    "url",
-    "requested_by",
-    "exit_code",
-    "signal",
-    "delay_s",
-    "previous",
-    "detail",
-    "client",
-)
-
-CSS = """
-.sdw-card { border-radius: 10px; padding: 14px 18px; border: 1px solid #e5e7eb; }
-.sdw-state { display: inline-block; color: white; font-weight: 700; border-radius: 6px;
-             padding: 2px 10px; letter-spacing: .05em; }
-.sdw-grid { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px;
-            margin-top: 10px; }
-.sdw-grid dt { color: #6b7280; } .sdw-grid dd { margin: 0; }
-.sdw-why { margin-top: 10px; } .sdw-why pre { white-space: pre-wrap; font-size: 12px;
-            max-height: 14em; overflow: auto; background: #11182710; padding: 8px; }
-.sdw-bar { height: 6px; background: #e5e7eb; border-radius: 3px; margin-top: 6px; }
-.sdw-bar > div { height: 6px; background: #2563eb; border-radius: 3px; }
-.sdw-table { width: 100%; border-collapse: collapse; margin-top: 8px; font-size: 13px; }
-.sdw-table th, .sdw-table td { text-align: left; padding: 3px 8px;
-            border-bottom: 1px solid #e5e7eb; }
-.sdw-ours { background: #16a34a18; }
-"""
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
-
-
-def public_url(url: str | None, page_host: str | None) -> str | None:
-    """The framework's URL as the viewer's browser can reach it.
-
-    A framework on 127.0.0.1:7860 is, for someone who opened this page at
-    ``vm.example:5005``, at ``vm.example:7860``.
-    """
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.hostname in LOCAL_HOSTS and page_host:
-        host = urlsplit(f"//{page_host}").hostname or parts.hostname
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
-    return url
-
-
-def status_card(info: dict[str, Any], page_host: str | None = None, latest: str = "") -> str:
-    """The status card as HTML, from the status object; every value from outside is
-    escaped. ``latest``: the newest log line, shown while the framework starts."""
-    e = html.escape
-    state = str(info.get("state", "n/a"))
-    colour = next((c for s, c in STATE_COLOURS.items() if s.value == state), "#6b7280")
-    link = public_url(info.get("url"), page_host)
-    chosen = f"<span class='sdw-framework'>{e(str(info.get('framework')))}</span>"
-    run_framework = info.get("run_framework")
-    if run_framework and run_framework != info.get("framework"):
-        chosen += f" (still {e(str(run_framework))}: {e(state.lower())})"
-    pid = info.get("pid")
-    rows: list[tuple[str, str]] = [
-        ("framework", chosen),
-        ("pid", f"<span class='sdw-pid'>{int(pid)}</span>" if pid else "n/a"),
-        ("uptime", _duration(info.get("spawned_secs_ago")) if info.get("is_running") else "n/a"),
-        ("restarts", e(str(info.get("restarts", "n/a")))),
-    ]
-    if link:
-        rows.append(
-            (
-                "open",
-                f'<a href="{e(link)}" target="_blank" rel="noopener">{e(link)}</a>'
-                if info.get("ready")
-                else e(link) + " (not ready yet)",
-            )
-        )
-    if info.get("busy"):
-        rows.append(("generating", e(str(info.get("busy_detail") or "busy"))))
-    last_exit = info.get("last_exit")
-    if last_exit:
-        rows.append(("last exit", f"{e(str(last_exit['reason']))} at {e(str(last_exit['time']))}"))
-    grid = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    why = ""
-    elapsed = info.get("spawned_secs_ago")
-    if state == State.STARTING.value and elapsed is not None:
-        allowed = float(info.get("startup_timeout_s") or 0)
-        pct = min(100.0, 100 * elapsed / max(allowed, 1e-6))
-        why = (
-            f"<div class='sdw-why'>Starting: {_duration(elapsed)} of"
-            f" {_duration(allowed)} allowed"
-            f"<div class='sdw-bar'><div style='width:{pct:.0f}%'></div></div>"
-            f"<pre>{e(latest) or 'no output yet'}</pre></div>"
-        )
-    elif state == State.FATAL.value:
-        stderr = "\n".join(info.get("last_stderr") or ()) or "(no stderr output)"
-        why = (
-            f"<div class='sdw-why'><b>Gave up:</b> {e(str(info.get('reason') or ''))}"
-            f"<pre>{e(stderr)}</pre>Press <b>Start</b> to try again.</div>"
-        )
-    elif info.get("reason"):
-        extra = ""
-        if info.get("backoff_secs_left") is not None:
-            extra = f" — restarting in {info['backoff_secs_left']:.0f} s"
-        why = f"<div class='sdw-why'>{e(str(info['reason']))}{extra}</div>"
-    why += "".join(
-        f"<div class='sdw-why' style='color:#dc2626'>⚠ {e(str(x))}</div>"
-        for x in info.get("errors") or ()
-    )
-    return (
-        f"<div class='sdw-card'><span class='sdw-state' style='background:{colour}'>"
-        f"{e(state)}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
-    )
-
-
-def event_rows(events: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for ev in events:
-        details = "; ".join(f"{k}={ev[k]}" for k in _DETAIL_KEYS if k in ev)
-        ts = str(ev.get("ts", ""))
-        rows.append(
-            [
-                ts[:19].replace("T", " "),
-                str(ev.get("event", "")),
-                str(ev.get("framework", "")),
-                str(ev.get("pid", "")),
-                details[:300],
-            ]
-        )
-    return rows
-
 
 WINDOWS = {"15 min": 15, "1 h": 60, "24 h": 24 * 60, "7 d": 7 * 24 * 60}
 PLOTS = (
@@ -184,53 +34,6 @@ PLOTS = (
     ("framework_cpu_pct", "Framework CPU (% of a core)"),
 )
 PLOT_REFRESH_S = 10
-
-
-def _cell(value: Any, unit: str = "", digits: int = 0) -> str:
-    if value is None or value == "n/a":
-        return "n/a"
-    if isinstance(value, (int, float)):
-        return f"{value:.{digits}f}{unit}"
-    return html.escape(str(value))
-
-
-def gpu_panel(snap: dict[str, Any]) -> str:
-    """An nvidia-smi-like table of devices and processes, from a stored snapshot."""
-    e = html.escape
-    if not snap.get("available"):
-        return f"<div class='sdw-card' id='gpu-none'>{e(snap.get('message', ''))}</div>"
-    rows = []
-    for d in snap["devices"]:
-        used, total = d["mem_used_mb"], d["mem_total_mb"]
-        rows.append(
-            "<tr>"
-            f"<td>{d['index']}</td><td>{e(str(d['name']))}</td>"
-            f"<td>{_cell(d['util_pct'], ' %')}</td>"
-            f"<td>{_cell(used, '')} / {_cell(total, ' MiB')}</td>"
-            f"<td>{_cell(d['temp_c'], ' °C')}</td>"
-            f"<td>{_cell(d['power_w'], ' W')} / {_cell(d['power_limit_w'], ' W')}</td>"
-            f"<td>{_cell(d['fan_pct'], ' %')}</td>"
-            f"<td>{_cell(d['sm_clock_mhz'])} / {_cell(d['mem_clock_mhz'], ' MHz')}</td>"
-            "</tr>"
-        )
-    procs = []
-    for p in snap["processes"]:
-        mark = "<b>framework</b>" if p["in_framework"] is True else ""
-        procs.append(
-            f"<tr{' class=sdw-ours' if mark else ''}><td>{p['gpu_index']}</td>"
-            f"<td>{p['pid']}</td><td>{e(str(p['name']))}</td>"
-            f"<td>{_cell(p['used_mb'], ' MiB')}</td><td>{mark}</td></tr>"
-        )
-    driver = e(str(snap.get("driver", "n/a")))
-    return (
-        f"<div class='sdw-card' id='gpu-panel-table'><div>Driver {driver} · via"
-        f" {e(snap['source'])}</div><table class='sdw-table'><tr><th>GPU</th><th>name</th>"
-        "<th>util</th><th>memory</th><th>temp</th><th>power</th><th>fan</th>"
-        f"<th>clocks SM / mem</th></tr>{''.join(rows)}</table>"
-        "<table class='sdw-table'><tr><th>GPU</th><th>pid</th><th>process</th><th>VRAM</th>"
-        f"<th></th></tr>{''.join(procs) or '<tr><td colspan=5>no processes</td></tr>'}"
-        "</table></div>"
-    )
 
 
 def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -246,14 +49,6 @@ def _host(request: gr.Request | None) -> str | None:
         return request.headers.get("host")
     except Exception:
         return None
-
-
-def unreachable_card(why: str) -> str:
-    """The card while the core does not answer: the page stays, and says so."""
-    return (
-        "<div class='sdw-card'><span class='sdw-state' style='background:#6b7280'>n/a</span>"
-        f"<div class='sdw-why'>{html.escape(why)}</div></div>"
-    )
 
 
 def build_page(core: CoreLink, refresh_s: float = 1.0) -> gr.Blocks:
