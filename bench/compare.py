@@ -491,12 +491,17 @@ def measure_latency(tmp: Path, reps: int) -> None:
             )
             sock = wd["logs"] / "control.sock"
             ctl = _concurrent(clients, reps, lambda s: ControlClient(sock).call("GET", "/status"))
-            cl = [Client(wd["url"], verbose=False) for _ in range(clients)]
-            status = _concurrent(
-                clients,
-                max(10, reps // 4),
-                lambda s, cl=cl: cl[threading.get_ident() % clients].predict(api_name="/status"),
-            )
+            # One Client per thread: threads sharing one race its result stream
+            # (gradio_client cancels a call whose stream the server just closed).
+            spare = [Client(wd["url"], verbose=False) for _ in range(clients)]
+            mine = threading.local()
+
+            def predict(_s: requests.Session) -> object:
+                if not hasattr(mine, "client"):
+                    mine.client = spare.pop()
+                return mine.client.predict(api_name="/status")
+
+            status = _concurrent(clients, max(10, reps // 4), predict)
             rows.append(
                 (
                     f"7. {clients} client(s): GET /info p50 / p99",
