@@ -140,12 +140,6 @@ class JournalRelay:
         except queue.Full:
             self.dropped += 1
 
-    def drain(self, timeout: float = 5.0) -> None:
-        """Wait until every queued event was sent (for tests and shutdown)."""
-        done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
-        done.wait(timeout)
-
     def _loop(self) -> None:
         while True:
             event, fields = self._queue.get()
