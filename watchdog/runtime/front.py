@@ -32,9 +32,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.status import describe_exit
 from ..web.config import ENV, FrontConfig
 from . import reaper
 from .events import EventLog
+from .probes import http_get
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +199,13 @@ class FrontKeeper:
         return "front_exit", {}
 
     def _healthy(self) -> bool:
-        conn = http.client.HTTPConnection(
-            probe_host(self.config.host), self.port, timeout=self.watch.timeout_s
-        )
+        host = probe_host(self.config.host)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/health"
         try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
+            status, _ = http_get(url, self.watch.timeout_s)
         except (OSError, http.client.HTTPException):
             return False
-        finally:
-            conn.close()
+        return status == 200
 
     def _end(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM, then SIGKILL: the front holds nothing that needs a clean exit."""
@@ -226,6 +225,5 @@ class FrontKeeper:
         code = proc.poll()
         if code is None:
             return {}
-        if code < 0:
-            return {"signal": signal.Signals(-code).name}
-        return {"exit_code": code}
+        exit_code, signal_name, _ = describe_exit(code)
+        return {"exit_code": exit_code} if signal_name is None else {"signal": signal_name}
