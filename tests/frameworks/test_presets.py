@@ -9,7 +9,8 @@ import pytest
 from conftest import ROOT, demo, events, free_port, running, wait_event
 
 from watchdog.core.errors import NotInstalled
-from watchdog.settings import load_settings
+from watchdog.frameworks.presets import PRESETS, resolve_framework
+from watchdog.settings import FrameworkEntry, load_settings
 
 
 def test_shipped_entries_say_not_installed_with_the_path(tmp_path, monkeypatch):
@@ -91,3 +92,27 @@ def test_custom_preset_is_a_command_and_a_health_url(make_settings, supervise, t
     assert wait_event(sup, "ready", 2)[-1]["via"] == "health URL"  # no ready pattern given
     with pytest.raises(SettingsError, match=r"frameworks\.x\.command: required"):
         make_settings(frameworks={"x": {"preset": "custom", "port": 1}})
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_binds_its_framework_to_loopback(preset, tmp_path):
+    """The framework is reached from outside only through the door (shared/frameworks.md)."""
+    spec = resolve_framework(preset, FrameworkEntry(preset=preset, port=7001), tmp_path)
+    command = list(spec.command)
+    if "--listen" in command:  # ComfyUI's flag takes the address
+        assert command[command.index("--listen") + 1] == "127.0.0.1"
+    assert "0.0.0.0" not in spec.command_line
+    assert spec.url == "http://127.0.0.1:7001"
+    if preset == "invokeai":  # no flag: its address comes from the environment
+        assert spec.env == {"INVOKEAI_HOST": "127.0.0.1", "INVOKEAI_PORT": "7001"}
+
+
+def test_a_users_own_command_and_env_stay_theirs(tmp_path):
+    entry = FrameworkEntry(
+        preset="invokeai", command="invokeai-web --root /x", env={"INVOKEAI_HOST": "0.0.0.0"}
+    )
+    spec = resolve_framework("invokeai", entry, tmp_path)
+    assert spec.command == ("invokeai-web", "--root", "/x")
+    assert spec.env == {"INVOKEAI_HOST": "0.0.0.0"}
+    entry = FrameworkEntry(preset="invokeai", env={"INVOKEAI_PORT": "9999"})
+    assert resolve_framework("invokeai", entry, tmp_path).env["INVOKEAI_PORT"] == "9999"

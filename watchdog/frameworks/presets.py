@@ -46,6 +46,8 @@ class Preset:
     # A file the framework writes before exiting to ask for a relaunch (A1111's
     # "Apply and restart UI"): that exit is a request, not a crash.
     restart_file: str | None = None
+    # Environment the framework reads its address from (InvokeAI has no flag for it).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 _A1111_BUSY = {
@@ -59,6 +61,10 @@ _A1111_BUSY = {
 # (command, url or port, health_path, ready_pattern…), like an entry without a preset.
 CUSTOM = "custom"
 
+# Every preset binds its framework to 127.0.0.1: from outside it is reached only
+# through the door, behind the page's login. A1111, Forge, SD.Next and Fooocus bind
+# loopback when ``--listen`` is left out (see shared/frameworks.md).
+
 PRESETS: Mapping[str, Preset] = {
     "demo": Preset(
         command="{python} {demo_app} --port {port}",
@@ -69,7 +75,7 @@ PRESETS: Mapping[str, Preset] = {
     ),
     "automatic1111": Preset(
         # -f: webui.sh refuses to run as root (cloud VMs) without it; harmless otherwise.
-        command="./webui.sh -f --listen --port {port} --api",
+        command="./webui.sh -f --port {port} --api",
         port=7860,
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
@@ -78,7 +84,7 @@ PRESETS: Mapping[str, Preset] = {
         **_A1111_BUSY,
     ),
     "forge": Preset(
-        command="./webui.sh -f --listen --port {port} --api",
+        command="./webui.sh -f --port {port} --api",
         port=7860,
         health_path="/internal/ping",
         ready_pattern=_GRADIO_READY,
@@ -87,7 +93,7 @@ PRESETS: Mapping[str, Preset] = {
         **_A1111_BUSY,
     ),
     "comfyui": Preset(
-        command="{venv}python3 main.py --listen 0.0.0.0 --port {port}",
+        command="{venv}python3 main.py --listen 127.0.0.1 --port {port}",
         port=8188,
         health_path="/system_stats",
         ready_pattern=r"To see the GUI go to:\s+(?P<url>https?://[^\s/]+)",
@@ -100,6 +106,7 @@ PRESETS: Mapping[str, Preset] = {
     "invokeai": Preset(
         command="{venv}invokeai-web --root .",
         port=9090,
+        env={"INVOKEAI_HOST": "127.0.0.1", "INVOKEAI_PORT": "{port}"},
         health_path="/api/v1/app/version",
         ready_pattern=r"Invoke running on\s+(?P<url>https?://[^\s/]+)",
         cwd="~/invokeai",
@@ -108,7 +115,7 @@ PRESETS: Mapping[str, Preset] = {
         interrupt=("PUT", "/api/v1/queue/default/clear"),
     ),
     "sdnext": Preset(
-        command="./webui.sh --listen --port {port} --quick",
+        command="./webui.sh --port {port} --quick",
         port=7860,
         health_path="/sdapi/v1/version",
         ready_pattern=r"Local URL:\s+(?P<url>https?://[^\s/]+)",
@@ -118,7 +125,7 @@ PRESETS: Mapping[str, Preset] = {
         interrupt=("POST", "/sdapi/v1/interrupt"),
     ),
     "fooocus": Preset(
-        command="{venv}python3 launch.py --listen --port {port}",
+        command="{venv}python3 launch.py --port {port}",
         port=7865,
         health_path="/",
         ready_pattern=r"App started successful\. Use the app with\s+(?P<url>https?://[^\s/]+)",
@@ -246,6 +253,14 @@ def resolve_framework(
         "{venv}": _venv_bin(cwd),
     }
     command = [_fill(part, values) for part in _split(template)]
+    # The preset's environment only when its command is used: a user's own command
+    # (and the address it chose) stays theirs.
+    env = (
+        {k: _fill(v, values) for k, v in preset.env.items()}
+        if preset and entry.command is None
+        else {}
+    )
+    env.update(entry.env)
     if entry.args:
         command += _split(entry.args)
 
@@ -268,7 +283,7 @@ def resolve_framework(
         preset=entry.preset,
         command=tuple(command),
         cwd=cwd,
-        env=dict(entry.env),
+        env=env,
         url=url.rstrip("/") if url else None,
         health_path=health_path,
         ready_pattern=re.compile(pattern) if pattern else None,
