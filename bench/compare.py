@@ -128,6 +128,7 @@ def watchdog(tmp: Path, frameworks: dict, server: bool = False, **watch) -> Iter
     path.write_text(json.dumps(settings))
     port = free_port()
     args = [PY, str(ROOT / "app.py"), "--settings", str(path), "--port", str(port)]
+    args += ["--app-port", "0"]  # the door, out of the way of a watchdog on 5006
     proc = subprocess.Popen(
         [*args, *([] if server else ["--no-server"])],
         stdout=subprocess.DEVNULL,

@@ -205,7 +205,8 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             "watch": {**FAST_WATCH, **(watch or {})},
             "logs": {"dir": "logs", **(logs or {})},
             "metrics": {"interval_s": 0.5, **(metrics or {})},
-            **({"server": server} if server else {}),
+            # The door on an ephemeral port: tests run beside a real watchdog on 5006.
+            "server": {"app_port": 0, **(server or {})},
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))
@@ -313,16 +314,26 @@ def app() -> Iterator[Callable[..., App]]:
 
 
 class Web:
-    """A running control page: ``url`` (with trailing slash), its supervisor, its token."""
+    """A running control page: ``url`` (with trailing slash), its supervisor, its token;
+    ``door`` the door's URL (with trailing slash) and ``auth`` the front's Authenticator."""
 
     def __init__(
-        self, url: str, sup: Supervisor, token: str | None, app: Any, service: Any
+        self,
+        url: str,
+        sup: Supervisor,
+        token: str | None,
+        app: Any,
+        service: Any,
+        door: str | None = None,
+        auth: Any = None,
     ) -> None:
         self.url = url
         self.sup = sup
         self.token = token
         self.app = app
         self.service = service
+        self.door = door
+        self.auth = auth
 
 
 @pytest.fixture
@@ -332,31 +343,58 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
     from watchdog.control.api import ControlApi
     from watchdog.control.server import ControlSocket
     from watchdog.runtime.service import Service
-    from watchdog.web.auth import Authenticator, Credentials
+    from watchdog.web.auth import Authenticator, Credentials, CredentialsFile, save_credentials
     from watchdog.web.config import FrontConfig
     from watchdog.web.link import CoreLink, JournalRelay
-    from watchdog.web.server import WebServer, build_app
+    from watchdog.web.server import WebServer, build_app, build_door
 
-    started: list[tuple[WebServer, ControlSocket, Service]] = []
+    started: list[tuple[list[WebServer], ControlSocket, Service]] = []
 
-    def start(settings: Settings, password: bool = False, reader=None, **auth_kwargs: Any) -> Web:
+    def start(
+        settings: Settings,
+        password: bool = False,
+        reader=None,
+        door: bool = False,
+        config: dict[str, Any] | None = None,
+        **auth_kwargs: Any,
+    ) -> Web:
         service = Service(settings, reader=reader)
         service.start()
         control = ControlSocket(settings.logs_dir / "control.sock", ControlApi(service))
         control.start()
         core = CoreLink(control.path)
-        creds, token = Credentials.create(USER, PASSWORD) if password else (None, None)
-        auth = Authenticator(creds, JournalRelay(core), **auth_kwargs)
-        config = FrontConfig.from_settings(settings, control.path, "127.0.0.1", 0)
-        app = build_app(core, auth, config)
-        server = WebServer(app, "127.0.0.1", 0)
-        started.append((server, control, service))
-        port = server.start()
-        return Web(f"http://127.0.0.1:{port}/", service.supervisor, token, app, service)
+        token = None
+        if password:  # a real auth.json, read as the front reads it
+            creds, token = Credentials.create(USER, PASSWORD)
+            save_credentials(settings.auth_path, creds)
+        auth = Authenticator(CredentialsFile(settings.auth_path), JournalRelay(core), **auth_kwargs)
+        front = FrontConfig.from_settings(settings, control.path, "127.0.0.1", 0).but(
+            **(config or {})
+        )
+        tls = (front.tls_cert, front.tls_key) if front.tls else None
+        app = build_app(core, auth, front)
+        servers = [WebServer(app, "127.0.0.1", 0, tls=tls)]
+        if door:
+            servers.append(WebServer(build_door(core, auth, front), "127.0.0.1", 0, tls=tls))
+        started.append((servers, control, service))
+        ports = [server.start() for server in servers]
+        scheme = "https" if tls else "http"
+        door_url = f"{scheme}://127.0.0.1:{ports[1]}/" if door else None
+        service.door_url = door_url
+        return Web(
+            f"{scheme}://127.0.0.1:{ports[0]}/",
+            service.supervisor,
+            token,
+            app,
+            service,
+            door_url,
+            auth,
+        )
 
     yield start
-    for server, control, service in started:
-        server.stop()
+    for servers, control, service in started:
+        for server in servers:
+            server.stop()
         control.stop()
         service.stop()
 

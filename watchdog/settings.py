@@ -10,6 +10,7 @@ reading a traceback::
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -152,9 +153,25 @@ class MetricsSettings(_Strict):
     retention_days: float = Field(7, gt=0)
 
 
+class TlsFiles(_Strict):
+    """A certificate the user has (e.g. Let's Encrypt's fullchain.pem and privkey.pem)."""
+
+    cert: str
+    key: str
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(5005, ge=0, le=65535)
+    # The door: the current framework's own UI, behind the page's login.
+    app_port: int = Field(5006, ge=0, le=65535)
+    tls: Literal["off", "self-signed"] | TlsFiles = "off"
+    # Reverse proxies (Caddy, nginx) whose X-Forwarded-For is believed; addresses or
+    # networks. Anyone else's is ignored: the client is the socket's address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Names the page and the door answer to besides this machine's own and any IP
+    # address (a domain in front of it); "*" turns the check off.
+    allowed_hosts: list[str] = Field(default_factory=list)
     # Written by `python app.py set-password USER`; relative to the settings folder.
     auth_file: str = "auth.json"
     max_failed_logins: int = Field(5, ge=1)
@@ -162,6 +179,16 @@ class ServerSettings(_Strict):
     refresh_s: float = Field(1.0, ge=0.2)
     # The front (page + APIs) is restarted above this resident memory.
     max_rss_mb: float = Field(400, ge=100)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 def _default_frameworks() -> dict[str, FrameworkEntry]:

@@ -187,9 +187,14 @@ def test_brute_force_is_locked_out_and_the_owner_gets_back_in(guarded):
         t.start()
     for t in threads:
         t.join(60)
-    assert len(codes) == 100 and set(codes) <= {401, 429} and 429 in codes
+    assert len(codes) == 100 and set(codes) <= {401, 429}
+    windows = 1 + int((time.monotonic() - t0) / 2)
+    assert codes.count(401) <= 5 * windows, "max_failed_logins checks per lockout window"
+    guarded.auth.refusals.flush()
+    time.sleep(0.5)  # the relay writes on its own thread
     failed = events(guarded.sup, "auth_failed")
-    assert len(failed) >= 100, "each attempt is journaled"
+    assert 1 <= len(failed) <= 4, "refusals are journaled as counts, not one by one"
+    assert sum(e.get("count", 1) for e in failed) >= 99
     assert all("guess-" not in json.dumps(e) for e in failed), "passwords are never logged"
     locked = requests.get(url, auth=(USER, PASSWORD), timeout=10)
     assert locked.status_code == 429, "locked out: even the right password waits"

@@ -85,12 +85,39 @@ def test_switch_from_the_page(browser, serve, make_settings, tmp_path):
     assert stray == [], f"the page tried to reach beyond this machine: {stray}"
 
 
-def test_page_asks_for_a_password_and_works_with_it(browser, serve, make_settings, tmp_path):
-    web = serve(make_settings(frameworks={"demo": demo()}), password=True)
+def test_sign_in_on_the_form_open_the_door_use_the_framework_and_sign_out(
+    browser, serve, make_settings, tmp_path
+):
+    web = serve(make_settings(frameworks={"demo": demo()}), password=True, door=True)
     web.sup.wait_for(running, timeout=10)
-    page, _ = open_page(browser, web.url, http_credentials={"username": USER, "password": PASSWORD})
+    page, stray = open_page(browser, web.url)
+    form = page.locator("#sdw-signin")
+    sync_api.expect(form).to_be_visible()  # a form of ours, not the browser's pop-up
+    assert page.locator("#status-card").count() == 0
+    page.fill("#username", USER)
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    sync_api.expect(page.locator(".sdw-error")).to_contain_text("Wrong user name or password")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     sync_api.expect(page.locator("#status-card")).to_contain_text("RUNNING", timeout=15_000)
-    page.screenshot(path=str(tmp_path / "with-password.png"))
-    # Without credentials a browser gets nothing but the password prompt.
-    with pytest.raises(sync_api.Error, match="ERR_INVALID_AUTH_CREDENTIALS"):
-        browser.new_page().goto(web.url)
+    sync_api.expect(page.locator("#account")).to_contain_text(f"signed in as {USER}")
+    link = page.locator("#status-card a[target=_blank]")
+    assert link.get_attribute("href").rstrip("/") == web.door.rstrip("/")
+
+    # The door, with the same sign-in: the framework's own page, its API and WebSocket.
+    framework = page.context.new_page()
+    framework.route("**/*", lambda route: route.continue_())
+    framework.goto(web.door)
+    sync_api.expect(framework.locator("h1")).to_have_text("sd-watchdog demo framework")
+    sync_api.expect(framework.locator("#api")).to_have_text("api: ok", timeout=10_000)
+    sync_api.expect(framework.locator("#ws")).to_have_text(
+        "ws: hello through the door", timeout=10_000
+    )
+    framework.screenshot(path=str(tmp_path / "door.png"))
+
+    page.click("#sign-out")
+    sync_api.expect(page.locator("#sdw-signin")).to_be_visible(timeout=10_000)
+    framework.goto(web.door)  # the session ended on the server: the door is shut too
+    sync_api.expect(framework.locator("#sdw-signin")).to_be_visible()
+    assert stray == [], f"the page tried to reach beyond this machine: {stray}"

@@ -41,7 +41,7 @@ def set_password(args: argparse.Namespace) -> int:
     save_credentials(settings.auth_path, creds)
     print(f"saved credentials for {args.user!r} in {settings.auth_path} (mode 0600)")
     print(f"API token for scripts (shown once, keep it): {token}")
-    print("restart the watchdog for the change to take effect")
+    print("a running watchdog uses it at once; sessions signed in before are ended")
     return 0
 
 

@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--port", type=int, help="port of the control page (default: settings, 5005)")
     run.add_argument(
+        "--app-port", type=int, help="port of the door to the framework (default: settings, 5006)"
+    )
+    run.add_argument(
         "--share", action="store_true", help="also a public gradio.live link (needs a password)"
     )
     run.add_argument(

@@ -21,6 +21,7 @@ from ..runtime import reaper
 from ..runtime.front import FrontKeeper, FrontWatch, bind_page
 from ..runtime.instance_lock import AlreadyRunning, InstanceLock
 from ..runtime.service import Service
+from ..runtime.tls import TlsError, certificate
 from ..settings import Settings, SettingsError
 from ..web.auth import CredentialsError, load_credentials
 from ..web.config import FrontConfig
@@ -66,14 +67,21 @@ def run(args: argparse.Namespace) -> int:
     except (AlreadyRunning, OSError) as exc:
         print(f"sd-watchdog: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    # Bound here, before anything is started, and once: a front restart never loses it.
-    sock = None
+    # Bound here, before anything is started, and once: a front restart never loses them.
+    sock = door_sock = cert = None
     if not args.no_server:
         port = args.port if args.port is not None else settings.server.port
+        app_port = args.app_port if args.app_port is not None else settings.server.app_port
         try:
+            cert = certificate(settings)
             sock = bind_page(host, port)
-        except OSError as exc:
-            print(f"sd-watchdog: cannot serve the page on {host}:{port}: {exc}", file=sys.stderr)
+            door_sock = bind_page(host, app_port)
+        except (OSError, TlsError) as exc:
+            what = "the door" if sock is not None else "the page"
+            where = f"{host}:{app_port if sock is not None else port}"
+            print(f"sd-watchdog: cannot serve {what} on {where}: {exc}", file=sys.stderr)
+            if sock is not None:
+                sock.close()
             lock.release()
             return EXIT_SERVER
 
@@ -118,17 +126,39 @@ def run(args: argparse.Namespace) -> int:
     try:
         if sock is not None:
             config = FrontConfig.from_settings(settings, control.path, host, 0).but(
-                share=args.share, log_level=args.log_level
+                share=args.share,
+                log_level=args.log_level,
+                tls_cert=str(cert.cert) if cert else None,
+                tls_key=str(cert.key) if cert else None,
             )
-            keeper = FrontKeeper(config, sock, service.supervisor.events, front_watch(settings))
-            keeper.start()
+            events = service.supervisor.events
+            keeper = FrontKeeper(config, sock, events, front_watch(settings), door_sock)
+            scheme = "https" if cert else "http"
             shown = "127.0.0.1" if host == "0.0.0.0" else host
+            shown = f"[{shown}]" if ":" in shown else shown
+            service.door_url = f"{scheme}://{shown}:{keeper.app_port}/"
+            keeper.start()
             log.info(
-                "control page: http://%s:%d/ (%s)",
+                "control page: %s://%s:%d/ (%s); the framework: %s",
+                scheme,
                 shown,
                 keeper.port,
                 "password required" if creds else "no password: this machine only",
+                service.door_url,
             )
+            if cert:
+                log.info(
+                    "TLS certificate %s%s: %s",
+                    cert.cert,
+                    " (made now)" if cert.made else "",
+                    cert.fingerprint,
+                )
+            elif exposed:
+                log.warning(
+                    "serving beyond this machine without TLS: passwords and sessions cross"
+                    ' the network in clear text; set "server": {"tls": "self-signed"} or see'
+                    " the README's HTTPS section"
+                )
         while not done.wait(3600):
             pass
     finally:

@@ -28,7 +28,18 @@ MAX_FOLLOW_BYTES = 64 * 1024
 REQUESTERS = ("api", "ui", "cli", "http")
 # What the front may write into the journal: its own refusals, never a framework's events.
 FRONT_EVENTS = ("auth_failed",)
-FRONT_FIELDS = ("client", "user", "path", "method", "failures", "locked_for_s")
+FRONT_FIELDS = (
+    "client",
+    "user",
+    "path",
+    "method",
+    "failures",
+    "locked_for_s",
+    "reason",
+    "count",
+    "window_s",
+    "host",
+)
 
 
 class Refused(ValueError):
@@ -110,7 +121,7 @@ class ControlApi:
 
     def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
         try:
-            return fn(*args, requested_by=self.by, force=flag(force)).to_dict()
+            return self._with_door(fn(*args, requested_by=self.by, force=flag(force)).to_dict())
         except (UnknownFramework, NotInstalled, BusyRefused, WatchDisabled) as exc:
             raise Refused(str(exc), STATUS_OF[type(exc)]) from None
         except (RuntimeError, TimeoutError) as exc:
@@ -118,7 +129,12 @@ class ControlApi:
 
     def status(self) -> dict[str, Any]:
         """The status object (same as GET /info)."""
-        return self.sup.status().to_dict()
+        return self._with_door(self.sup.status().to_dict())
+
+    def _with_door(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The door's URL (None without a front): the framework as users open it."""
+        info["door_url"] = self.service.door_url
+        return info
 
     def frameworks(self) -> list[dict[str, Any]]:
         """Every framework in the settings: name, preset, url, command."""

@@ -27,8 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
     from . import demo_faults as faults  # imported as part of the package
+    from . import demo_stream as streams
 except ImportError:
     import demo_faults as faults  # type: ignore[no-redef]  # run as a script
+    import demo_stream as streams  # type: ignore[no-redef]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,8 +191,17 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
         "fooocus": "/",
     }[persona]
 
+    streaming = {
+        ("GET", "/ws"): streams.websocket_echo,
+        ("GET", "/stream"): streams.stream,
+        ("GET", "/download"): streams.download,
+        ("POST", "/upload"): streams.upload,
+    }
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "sd-watchdog-demo/1"
+        protocol_version = "HTTP/1.1"  # keep-alive, and the WebSocket handshake
+        disable_nagle_algorithm = True  # head and body are two writes: no 40 ms wait
 
         def do_GET(self) -> None:
             if state.hung.is_set():
@@ -200,9 +211,13 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
                 time.sleep(state.slow_ping)  # a busy server answers its health check late
             if path in routes_get:
                 self._send(200, routes_get[path]())
+            elif ("GET", path) in streaming:
+                streaming["GET", path](self)
+            elif path == "/echo-headers":  # what a request looked like on arrival here
+                self._send(200, {"path": self.path, "headers": dict(self.headers.items())})
             elif path == "/":
-                body = b"<html><body><h1>sd-watchdog demo framework</h1></body></html>"
-                self._raw(200, body, "text/html")
+                port = self.server.server_address[1]
+                self._raw(200, streams.home_page(persona, port).encode(), "text/html")
             else:
                 self._send(404, {"detail": "Not Found"})
 
@@ -214,6 +229,11 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
 
         def _action(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
+            if (method, path) in streaming:
+                streaming[method, path](self)
+                return
+            # Keep-alive: a body left unread would be taken for the next request.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if (method, path) in interrupts:
                 state.interrupt()
                 self._send(200, {})

@@ -14,6 +14,7 @@ plot of a sample every 2 s (302,400 rows) still returns a few hundred points.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -79,6 +80,12 @@ class History:
         cols = ", ".join(f"{c} REAL" for c in COLUMNS[1:])
         db.execute(f"CREATE TABLE IF NOT EXISTS samples (ts REAL PRIMARY KEY, {cols})")
         db.execute("SELECT count(*) FROM samples").fetchone()  # reads the file: corrupt?
+        for path in (
+            self.path,
+            *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
+        ):
+            with contextlib.suppress(OSError):
+                os.chmod(path, 0o600)  # the owner's alone, like every file in the logs
         return db
 
     def add(self, sample: Sample) -> None:

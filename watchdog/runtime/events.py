@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .logs import iter_lines_backward
+from .private import opener
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class EventLog:
                     self._torn_checked = True
                     if self._ends_torn():
                         line = "\n" + line
-                with open(self.path, "a", encoding="utf-8") as fh:
+                with open(self.path, "a", encoding="utf-8", opener=opener) as fh:
                     fh.write(line)
                     fh.flush()
                     size = fh.tell()

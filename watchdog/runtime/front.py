@@ -88,13 +88,20 @@ def rss_mb(pid: int) -> float | None:
 
 class FrontKeeper:
     def __init__(
-        self, config: FrontConfig, sock: socket.socket, events: EventLog, watch: FrontWatch
+        self,
+        config: FrontConfig,
+        sock: socket.socket,
+        events: EventLog,
+        watch: FrontWatch,
+        door_sock: socket.socket | None = None,
     ) -> None:
         self.config = config
         self.sock = sock
+        self.door_sock = door_sock
         self.events = events
         self.watch = watch
         self.port = int(sock.getsockname()[1])
+        self.app_port = int(door_sock.getsockname()[1]) if door_sock is not None else None
         self.restarts = 0
         self._halt = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -123,6 +130,8 @@ class FrontKeeper:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.sock.close()
+        if self.door_sock is not None:
+            self.door_sock.close()
 
     def _loop(self) -> None:
         delay = 0.0
@@ -147,6 +156,10 @@ class FrontKeeper:
     def _spawn(self) -> subprocess.Popen[bytes] | None:
         fd = self.sock.fileno()
         config = self.config.but(listen_fd=fd, core_fd=self._alive_r, port=self.port)
+        fds = [fd, self._alive_r]
+        if self.door_sock is not None:
+            fds.append(self.door_sock.fileno())
+            config = config.but(door_fd=fds[-1], app_port=self.app_port)
         path = os.environ.get("PYTHONPATH")
         env = {
             **os.environ,
@@ -161,7 +174,7 @@ class FrontKeeper:
                     [sys.executable, "-m", "watchdog.web"],
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    pass_fds=(fd, self._alive_r),
+                    pass_fds=fds,
                 )
             except OSError as exc:
                 self.events.write("front_exit", reason=f"cannot start the front: {exc}")
@@ -200,9 +213,10 @@ class FrontKeeper:
 
     def _healthy(self) -> bool:
         host = probe_host(self.config.host)
-        url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/health"
+        scheme = "https" if self.config.tls else "http"
+        url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/health"
         try:
-            status, _ = http_get(url, self.watch.timeout_s)
+            status, _ = http_get(url, self.watch.timeout_s, verify=False)
         except (OSError, http.client.HTTPException):
             return False
         return status == 200

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .private import opener
+
 log = logging.getLogger(__name__)
 
 BLOCK = 64 * 1024
@@ -222,10 +224,10 @@ class LogStore:
         (shown in status) and run it with its output discarded.
         """
         try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            out = open(logs.stdout, "ab", buffering=0)  # noqa: SIM115 (handed to the child)
+            self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            out = open(logs.stdout, "ab", buffering=0, opener=opener)  # noqa: SIM115 (handed to the child)
             try:
-                err = open(logs.stderr, "ab", buffering=0)  # noqa: SIM115
+                err = open(logs.stderr, "ab", buffering=0, opener=opener)  # noqa: SIM115
             except OSError:
                 out.close()
                 raise
@@ -338,7 +340,7 @@ class LogStore:
         """Move the current contents of ``path`` to ``path.1`` and empty ``path``."""
         old = rotated_path(path)
         tmp = old.with_name(old.name + ".tmp")
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
+        with open(path, "rb") as src, open(tmp, "wb", opener=opener) as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
             # Whatever arrived while copying, right before the truncate.
             shutil.copyfileobj(src, dst, 1024 * 1024)

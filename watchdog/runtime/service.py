@@ -11,6 +11,7 @@ from ..core.status import Status
 from ..monitor.gpu import GpuReader, make_reader
 from ..monitor.metrics import History, Sampler
 from ..settings import Settings
+from .private import make_private
 from .proctree import CachedTree
 from .supervisor import Supervisor
 
@@ -22,6 +23,9 @@ class Service:
         self, settings: Settings, *, watch: bool = True, reader: GpuReader | None = None
     ) -> None:
         self.settings = settings
+        make_private(settings.logs_dir)  # before anything writes into it
+        # Where users open the framework (the front's door), once the core bound it.
+        self.door_url: str | None = None
         self.reader = reader if reader is not None else make_reader()
         self.history = History(
             settings.logs_dir / "history.sqlite", settings.metrics.retention_days * DAY_S

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..core.messages import Wanted
+from .private import opener
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class StateFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # No fsync: this is written on every spawn (the respawn path), and after a
             # power loss there is no running framework to adopt anyway.
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with open(tmp, "w", encoding="utf-8", opener=opener) as fh:
                 json.dump(payload, fh)
             os.replace(tmp, self.path)
             self.error = None

@@ -1,358 +1,219 @@
-"""Who may use the control page and API: credentials, sessions, lockout, the gate.
+"""Who may use the page, the API and the door: credential checks and sessions.
 
-Credentials live in ``auth.json`` beside the settings (mode 0600): a user name, a
-salted scrypt hash of the password and a SHA-256 of a random API token. The plain
-password and token are never stored. ``python app.py set-password USER`` writes it.
+One :class:`Authenticator` serves the page's port and the door's, so one sign-in
+opens both. It holds no password: it asks a credential source (``auth.json``,
+re-read when ``set-password`` changes it) and keeps the sessions it issued, each
+tied to the credentials' generation, so a new password ends every older session.
 
-With credentials set, :class:`AuthGate` (an ASGI middleware in front of everything,
-Gradio included) lets a request through only with one of:
+Strangers get little (see ``limits.py``): at most ``max_failures`` credential checks
+per client per ``lockout_s`` window, counted before the hash runs; at most
+``HASH_WORKERS`` hashes at once and ``MAX_QUEUED_CHECKS`` waiting for one, for all
+clients together, so a crowd cannot take the front's CPU; and one journal line per
+client per minute with a count. A user name other than the real one is never
+journaled: people type passwords into that field.
 
-- HTTP Basic (browsers prompt for it; curl ``-u user:pass``),
-- ``Authorization: Bearer <token>`` (scripts),
-- the session cookie from ``POST /login`` (what ``gradio_client``'s ``auth=`` does).
-
-``/health`` is always open and says nothing but "ok". Wrong credentials are slowed
-down, journaled as ``auth_failed`` and, after ``max_failed_logins`` in a row from
-one client, locked out for ``lockout_s`` (even the right password), then forgiven.
+    >>> auth = Authenticator(CredentialsFile(Path("auth.json")), journal_write)  # doctest: +SKIP
+    >>> await auth.check_password("10.0.0.9", "admin", "hunter22")
+    Verdict(ok=True, ...)
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
-import json
-import os
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-from ..runtime.events import EventLog
+from .credentials import (  # re-exported: the CLI and tests know them from here
+    Credentials,
+    CredentialsError,
+    CredentialsFile,
+    CredentialSource,
+    FixedCredentials,
+    load_credentials,
+    save_credentials,
+)
+from .limits import AttemptLimiter, RefusalJournal
 
-OPEN_PATHS = frozenset({"/health"})
-LOGIN_PATHS = frozenset({"/login", "/login/"})
-SESSION_COOKIE = "sdw_session"
+__all__ = [
+    "Authenticator",
+    "Credentials",
+    "CredentialsError",
+    "CredentialsFile",
+    "Verdict",
+    "load_credentials",
+    "save_credentials",
+]
+
 SESSION_TTL_S = 7 * 24 * 3600
+MAX_SESSIONS = 1000
 VERIFIED_CACHE_TTL_S = 600
-FAILURE_DELAY_S = 0.5
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def _hash_password(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, maxmem=64 * 1024 * 1024, **_SCRYPT)
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+HASH_WORKERS = 2
+MAX_QUEUED_CHECKS = 16
 
 
 @dataclass(frozen=True)
-class Credentials:
+class Verdict:
+    ok: bool
+    retry_after: float = 0.0  # > 0: refused unchecked (locked out, or too busy)
+    busy: bool = False  # refused because too many checks wait, not for this client
+
+    @property
+    def locked(self) -> bool:
+        return self.retry_after > 0 and not self.busy
+
+
+OK = Verdict(True)
+WRONG = Verdict(False)
+
+
+@dataclass(frozen=True)
+class Session:
     user: str
-    salt: bytes
-    password_hash: bytes
-    token_hash: str
-
-    @classmethod
-    def create(cls, user: str, password: str) -> tuple[Credentials, str]:
-        """New credentials and the API token, which is shown once and never stored."""
-        salt = secrets.token_bytes(16)
-        token = secrets.token_urlsafe(32)
-        return cls(user, salt, _hash_password(password, salt), _hash_token(token)), token
-
-    def check_password(self, user: str, password: str) -> bool:
-        expected = _hash_password(password, self.salt)
-        return hmac.compare_digest(user.encode(), self.user.encode()) & hmac.compare_digest(
-            expected, self.password_hash
-        )
-
-    def check_token(self, token: str) -> bool:
-        return hmac.compare_digest(_hash_token(token), self.token_hash)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "user": self.user,
-            "scrypt": _SCRYPT,
-            "salt": self.salt.hex(),
-            "password_hash": self.password_hash.hex(),
-            "token_sha256": self.token_hash,
-        }
-
-
-class CredentialsError(Exception):
-    pass
-
-
-def load_credentials(path: Path) -> Credentials | None:
-    """None when no credentials were set; CredentialsError when the file is damaged."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Credentials(
-            str(data["user"]),
-            bytes.fromhex(data["salt"]),
-            bytes.fromhex(data["password_hash"]),
-            str(data["token_sha256"]),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CredentialsError(
-            f"{path} is unreadable ({exc.__class__.__name__}); set the password again"
-        ) from None
-
-
-def save_credentials(path: Path, creds: Credentials) -> None:
-    """Write with 0600 from the first byte (no window where others could read it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(creds.to_json(), fh)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    generation: int
+    expires: float
 
 
 class Authenticator:
-    """Checks credentials, issues sessions, counts failures per client. Thread-safe."""
+    """Checks credentials, issues and ends sessions, limits and journals failures."""
 
     def __init__(
         self,
-        creds: Credentials | None,
-        events: EventLog | None = None,
+        creds: CredentialSource | Credentials | None,
+        journal: Callable[..., None] | Any | None = None,
         max_failures: int = 5,
         lockout_s: float = 60,
     ) -> None:
-        self.creds = creds
-        self.events = events
+        self.source: CredentialSource = (
+            FixedCredentials(creds) if creds is None or isinstance(creds, Credentials) else creds
+        )
+        write = getattr(journal, "write", journal)
+        self.refusals = RefusalJournal(write) if write is not None else None
         self.max_failures = max_failures
         self.lockout_s = lockout_s
+        self.limiter = AttemptLimiter(max_failures, lockout_s)
         self._lock = threading.Lock()
-        self._sessions: dict[str, float] = {}
-        self._verified: dict[str, float] = {}  # digest of user:password → valid until
-        self._failures: dict[str, int] = {}
-        self._locked_until: dict[str, float] = {}
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._verified: dict[tuple[str, int], float] = {}  # (digest, generation) → until
+        self._hashing = ThreadPoolExecutor(HASH_WORKERS, thread_name_prefix="password-check")
+        self._queued = 0
+
+    # -- the credentials now -------------------------------------------------------
+
+    @property
+    def creds(self) -> Credentials | None:
+        return self.source.current()[0]
 
     @property
     def enabled(self) -> bool:
         return self.creds is not None
 
-    def locked_for(self, client: str) -> float:
-        with self._lock:
-            until = self._locked_until.get(client, 0.0)
-            left = until - time.monotonic()
-            if left <= 0 and client in self._locked_until:
-                del self._locked_until[client]  # lock expired: forgiven
-                self._failures.pop(client, None)
-            return max(0.0, left)
+    @property
+    def user(self) -> str | None:
+        creds = self.creds
+        return creds.user if creds else None
 
-    async def check_password(self, user: str, password: str) -> bool:
-        """scrypt costs tens of ms and a browser sends Basic with every request: a
-        recent success is remembered, and the hash runs off the event loop."""
-        assert self.creds is not None
-        digest = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+    # -- checks --------------------------------------------------------------------
+
+    async def check_password(self, client: str, user: str, password: str) -> Verdict:
+        """A browser sends Basic with every request: a recent success is remembered
+        (for these credentials only); anything else takes a slot first, then hashes."""
+        creds, generation = self.source.current()
+        if creds is None:
+            return OK
+        key = (hashlib.sha256(f"{user}\0{password}".encode()).hexdigest(), generation)
         with self._lock:
-            if self._verified.get(digest, 0.0) > time.monotonic():
-                return True
-        if not await asyncio.to_thread(self.creds.check_password, user, password):
-            return False
+            if self._verified.get(key, 0.0) > time.monotonic():
+                return OK
+            if self._queued >= MAX_QUEUED_CHECKS:
+                return Verdict(False, retry_after=5.0, busy=True)
+        wait = self.limiter.reserve(client)
+        if wait > 0:
+            return Verdict(False, retry_after=wait)
+        with self._lock:
+            self._queued += 1
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._hashing, creds.check_password, user, password)
+        finally:
+            with self._lock:
+                self._queued -= 1
+        if not ok:
+            self._failed(client, user, creds)
+            return WRONG
+        self.limiter.clear(client)
         with self._lock:
             now = time.monotonic()
             self._verified = {k: v for k, v in self._verified.items() if v > now}
-            self._verified[digest] = now + VERIFIED_CACHE_TTL_S
-        return True
+            self._verified[key] = now + VERIFIED_CACHE_TTL_S
+        return OK
 
-    def check_token(self, token: str) -> bool:
-        assert self.creds is not None
-        return self.creds.check_token(token)
+    def check_token(self, client: str, token: str) -> Verdict:
+        creds = self.creds
+        if creds is None:
+            return OK
+        wait = self.limiter.blocked_for(client)
+        if wait > 0:
+            return Verdict(False, retry_after=wait)
+        if creds.check_token(token):
+            return OK
+        self.limiter.reserve(client)
+        self._failed(client, None, creds, how="token")
+        return WRONG
 
-    def new_session(self) -> str:
-        token = secrets.token_urlsafe(32)
-        with self._lock:
-            now = time.monotonic()
-            self._sessions = {k: v for k, v in self._sessions.items() if v > now}
-            self._sessions[token] = now + SESSION_TTL_S
-        return token
-
-    def check_session(self, token: str) -> bool:
-        with self._lock:
-            return self._sessions.get(token, 0.0) > time.monotonic()
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
-
-    def failed(self, client: str, user: str | None, path: str, how: str) -> None:
-        with self._lock:
-            count = self._failures.get(client, 0) + 1
-            self._failures[client] = count
-            locked = count >= self.max_failures
-            if locked:
-                self._locked_until[client] = time.monotonic() + self.lockout_s
-        if self.events is not None:
-            self.events.write(
-                "auth_failed",
-                client=client,
-                user=user,
-                path=path,
-                method=how,
-                failures=count,
-                locked_for_s=self.lockout_s if locked else None,
-            )
-
-    def refused_while_locked(self, client: str, path: str) -> None:
-        if self.events is not None:
-            self.events.write("auth_failed", client=client, path=path, method="locked out")
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-class AuthGate:
-    """ASGI middleware: refuses every request without valid credentials (see module doc)."""
-
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self.auth.enabled:
-            await self.app(scope, receive, send)
+    def _failed(
+        self, client: str, user: str | None, creds: Credentials, how: str = "password"
+    ) -> None:
+        if self.refusals is None:
             return
-        path = scope.get("path", "")
-        if path in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        client = (scope.get("client") or ("unknown", 0))[0]
-        locked = self.auth.locked_for(client)
-        if locked > 0:
-            self.auth.refused_while_locked(client, path)
-            await asyncio.sleep(FAILURE_DELAY_S)
-            await respond(
-                scope,
-                send,
-                429,
-                f"too many failed logins; try again in {locked:.0f} s",
-                [(b"retry-after", str(int(locked) + 1).encode())],
-            )
-            return
-        if path in LOGIN_PATHS and scope.get("method") == "POST":
-            await self._login(scope, receive, send, client)
-            return
-        verdict = await self._credentials_ok(scope)
-        if verdict is True:
-            self.auth.succeeded(client)
-            await self.app(scope, receive, send)
-            return
-        if verdict is not None:  # credentials were offered, and wrong
-            self.auth.failed(client, verdict, path, "basic/bearer")
-            await asyncio.sleep(FAILURE_DELAY_S)
-        await respond(
-            scope,
-            send,
-            401,
-            "authentication required",
-            [(b"www-authenticate", b'Basic realm="sd-watchdog", charset="UTF-8"')],
+        used = self.limiter.used(client)
+        self.refusals.note(
+            client,
+            f"wrong {how}",
+            # The real user name is no secret; anything else may be a password typed
+            # into the wrong field.
+            user=user if user == creds.user else ("(another name)" if user else None),
+            failures=used,
+            locked_for_s=self.lockout_s if used >= self.max_failures else None,
         )
 
-    async def _credentials_ok(self, scope: Scope) -> bool | str | None:
-        """True if valid; None if none offered; else the user name offered (or "")."""
-        header = _header(scope, b"authorization")
-        if header:
-            kind, _, value = header.partition(" ")
-            if kind.lower() == "basic":
-                try:
-                    user, _, password = base64.b64decode(value).decode().partition(":")
-                except (ValueError, UnicodeDecodeError):
-                    return ""
-                return True if await self.auth.check_password(user, password) else user
-            if kind.lower() == "bearer":
-                return True if self.auth.check_token(value.strip()) else ""
-            return ""
-        cookie = _header(scope, b"cookie")
-        if cookie:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(cookie)
-            except Exception:  # a malformed cookie header is just "no session"
+    def refused(self, client: str, reason: str, **fields: Any) -> None:
+        """Journal (coalesced) a refusal that checked nothing: locked out, bad host."""
+        if self.refusals is not None:
+            self.refusals.note(client, reason, **fields)
+
+    # -- sessions ------------------------------------------------------------------
+
+    def new_session(self, user: str) -> str:
+        token = secrets.token_urlsafe(32)
+        generation = self.source.current()[1]
+        with self._lock:
+            now = time.monotonic()
+            for old in [k for k, s in self._sessions.items() if s.expires <= now]:
+                del self._sessions[old]
+            self._sessions[token] = Session(user, generation, now + SESSION_TTL_S)
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        return token
+
+    def session_user(self, token: str) -> str | None:
+        """The user of a live session made with the current credentials, else None."""
+        generation = self.source.current()[1]
+        with self._lock:
+            session = self._sessions.get(token)
+            if session is None:
                 return None
-            morsel = jar.get(SESSION_COOKIE)
-            if morsel is not None:
-                return True if self.auth.check_session(morsel.value) else None
-        return None
+            if session.generation != generation or session.expires <= time.monotonic():
+                del self._sessions[token]
+                return None
+            return session.user
 
-    async def _login(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
-        """``POST /login`` with a form (username, password), as gradio_client sends it."""
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > 16384:
-                await respond(scope, send, 413, "login form too large")
-                return
-            if not message.get("more_body"):
-                break
-        form = parse_qs(body.decode("utf-8", errors="replace"))
-        user = (form.get("username") or [""])[0].strip()
-        password = (form.get("password") or [""])[0]
-        if await self.auth.check_password(user, password):
-            self.auth.succeeded(client)
-            session = self.auth.new_session()
-            cookie = f"{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/"
-            await respond(
-                scope,
-                send,
-                200,
-                '{"success": true}',
-                [(b"set-cookie", cookie.encode())],
-                content_type=b"application/json",
-            )
-            return
-        if user or password:  # an empty form is no attempt at all
-            self.auth.failed(client, user, "/login", "login form")
-            await asyncio.sleep(FAILURE_DELAY_S)
-        await respond(scope, send, 401, '{"detail": "Incorrect credentials."}')
-
-
-async def respond(
-    scope: Scope,
-    send: Send,
-    status: int,
-    text: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    content_type: bytes = b"text/plain; charset=utf-8",
-) -> None:
-    """Answer at the ASGI level, without the app (a refusal before anything runs)."""
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 4401 if status == 401 else 4429})
-        return
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    def end_session(self, token: str) -> None:
+        with self._lock:
+            self._sessions.pop(token, None)

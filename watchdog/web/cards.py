@@ -87,13 +87,28 @@ def public_url(url: str | None, page_host: str | None) -> str | None:
     return url
 
 
+def account_line(user: str | None, tls_fingerprint: str | None = None) -> str:
+    """Who is signed in, a way out, and the certificate to compare with the browser's."""
+    e = html.escape
+    parts = []
+    if user:
+        parts.append(
+            f"signed in as <b class='sdw-user'>{e(user)}</b> · "
+            "<a href='logout' id='sign-out'>Sign out</a>"
+        )
+    if tls_fingerprint:
+        parts.append(f"<span title='TLS certificate'>🔒 <code>{e(tls_fingerprint)}</code></span>")
+    return f"<div class='sdw-account'>{' · '.join(parts)}</div>" if parts else ""
+
+
 def status_card(info: dict[str, Any], page_host: str | None = None, latest: str = "") -> str:
     """The status card as HTML, from the status object; every value from outside is
     escaped. ``latest``: the newest log line, shown while the framework starts."""
     e = html.escape
     state = str(info.get("state", "n/a"))
     colour = next((c for s, c in STATE_COLOURS.items() if s.value == state), "#6b7280")
-    link = public_url(info.get("url"), page_host)
+    # The door when there is one: the framework behind our login, from anywhere.
+    link = public_url(info.get("door_url") or info.get("url"), page_host)
     chosen = f"<span class='sdw-framework'>{e(str(info.get('framework')))}</span>"
     run_framework = info.get("run_framework")
     if run_framework and run_framework != info.get("framework"):

@@ -37,6 +37,16 @@ class FrontConfig:
     log_level: str = "INFO"
     listen_fd: int | None = None  # the page's listening socket, bound by the core
     core_fd: int | None = None  # read end of a pipe only the core writes: EOF = core gone
+    app_port: int | None = None  # the door's port (None: no door)
+    door_fd: int | None = None  # the door's listening socket, bound by the core
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    tls_cert: str | None = None  # PEM files; both set: the page and the door speak TLS
+    tls_key: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
     @classmethod
     def from_settings(cls, settings: Settings, socket: Path, host: str, port: int) -> FrontConfig:
@@ -51,6 +61,8 @@ class FrontConfig:
             refresh_s=server.refresh_s,
             max_failed_logins=server.max_failed_logins,
             lockout_s=server.lockout_s,
+            allowed_hosts=tuple(server.allowed_hosts),
+            trusted_proxies=tuple(server.trusted_proxies),
         )
 
     def but(self, **changes: Any) -> FrontConfig:
@@ -61,4 +73,7 @@ class FrontConfig:
 
     @classmethod
     def from_json(cls, text: str) -> FrontConfig:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        for key in ("allowed_hosts", "trusted_proxies"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)

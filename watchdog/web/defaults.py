@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .auth import ASGIApp, respond
+from .asgi import ASGIApp, respond
 
 PREFIX = "/gradio_api/call/"
 MAX_BODY = 1024 * 1024

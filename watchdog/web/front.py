@@ -61,6 +61,7 @@ def main() -> int:
         format="%(asctime)s %(levelname)s front %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the door: a line per request
     if config.core_fd is not None:
         leave_with_the_core(config.core_fd)
     # Ctrl-C in a terminal reaches the whole group: the core stops us in its own order.
@@ -68,12 +69,12 @@ def main() -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: done.set())
 
-    from .auth import Authenticator, CredentialsError, load_credentials
+    from .auth import Authenticator, CredentialsError, CredentialsFile
     from .link import CoreLink, JournalRelay
-    from .server import WebServer, build_app, open_share_link
+    from .server import WebServer, build_app, build_door, open_share_link
 
     try:
-        creds = load_credentials(Path(config.auth_path))
+        creds = CredentialsFile(Path(config.auth_path))  # re-read when set-password runs
     except CredentialsError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
@@ -82,23 +83,37 @@ def main() -> int:
         log.error("the core does not answer on %s", config.socket)
         return EXIT_NO_CORE
     auth = Authenticator(creds, JournalRelay(core), config.max_failed_logins, config.lockout_s)
+    tls = (config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     sock = socket.socket(fileno=config.listen_fd) if config.listen_fd is not None else None
-    server = WebServer(build_app(core, auth, config), config.host, config.port, sock)
+    servers = [WebServer(build_app(core, auth, config), config.host, config.port, sock, tls)]
+    if config.app_port is not None:
+        door_sock = socket.socket(fileno=config.door_fd) if config.door_fd is not None else None
+        door = build_door(core, auth, config)
+        door_server = WebServer(door, config.host, config.app_port, door_sock, tls, "door", False)
+        servers.append(door_server)
     try:
-        port = server.start()
+        ports = [server.start() for server in servers]
     except (OSError, TimeoutError) as exc:
         log.error("cannot serve the page on %s:%d: %s", config.host, config.port, exc)
         return EXIT_SERVER
-    log.info("serving the page on port %d (pid %d)", port, os.getpid())
+    log.info(
+        "serving the page on port %d, the door on %s (pid %d)",
+        ports[0],
+        ports[1] if len(ports) > 1 else "none",
+        os.getpid(),
+    )
     if config.share:
-        link = open_share_link(port)
+        link = open_share_link(ports[0])
         if link:
             log.info("public share link: %s", link)
     try:
         while not done.wait(3600):
             pass
     finally:
-        server.stop()
+        for server in servers:  # all at once: each takes up to a tick to notice
+            server.server.should_exit = True
+        for server in servers:
+            server.stop()
     return 0
 
 

@@ -21,11 +21,16 @@ from fastapi import FastAPI
 
 from . import gradio_limits
 from .api import add_routes
-from .auth import ASGIApp, Authenticator, AuthGate
+from .asgi import ASGIApp
+from .auth import Authenticator
 from .bounded import BoundedH11Protocol, QuietLoopErrors
 from .cards import CSS
+from .clients import ClientResolver, HostAllowlist
 from .config import FrontConfig
 from .defaults import DefaultArgs, defaults_of
+from .door import Door
+from .door_target import DoorTarget
+from .gate import DOOR_PATHS, PAGE_PATHS, AuthGate
 from .link import CoreLink
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
@@ -49,7 +54,18 @@ def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIA
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     add_routes(app, core)
     app.mount("/api/v1", build_rest(core))
-    page = build_page(core, config.refresh_s)
+    fingerprint = None
+    if config.tls_cert:
+        from pathlib import Path
+
+        from ..runtime.tls import TlsError
+        from ..runtime.tls import fingerprint as fingerprint_of
+
+        try:
+            fingerprint = fingerprint_of(Path(config.tls_cert))
+        except TlsError as exc:
+            log.error("%s", exc)
+    page = build_page(core, config.refresh_s, fingerprint)
     gradio_limits.bound(page)
     app.router.lifespan_context = gradio_limits.trimming(page)  # Gradio's own wraps it
     app = gr.mount_gradio_app(
@@ -64,7 +80,25 @@ def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIA
         blocked_paths=[config.auth_path, config.logs_dir, config.base_dir],
     )
     defaults = defaults_of({name: getattr(Rpc, name) for name in API_NAMES})
-    return AuthGate(NoUploads(DefaultArgs(app, defaults)), auth)
+    return gated(NoUploads(DefaultArgs(app, defaults)), auth, config, door=False)
+
+
+def build_door(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIApp:
+    """The framework's own UI, behind the same gate and sessions as the page."""
+    door = Door(DoorTarget(core), ClientResolver(config.trusted_proxies), tls=config.tls)
+    return gated(door, auth, config, door=True)
+
+
+def gated(app: ASGIApp, auth: Authenticator, config: FrontConfig, door: bool) -> ASGIApp:
+    return AuthGate(
+        app,
+        auth,
+        HostAllowlist(config.allowed_hosts, share=config.share),
+        ClientResolver(config.trusted_proxies),
+        DOOR_PATHS if door else PAGE_PATHS,
+        secure=config.tls,
+        strip_credentials=door,
+    )
 
 
 class _QuietServer(uvicorn.Server):
@@ -88,8 +122,16 @@ class WebServer:
     """uvicorn in a background thread, so the main thread keeps the signals."""
 
     def __init__(
-        self, app: ASGIApp, host: str, port: int, sock: socket.socket | None = None
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        sock: socket.socket | None = None,
+        tls: tuple[str, str] | None = None,
+        name: str = "web",
+        date_header: bool = True,
     ) -> None:
+        cert, key = tls if tls else (None, None)
         config = uvicorn.Config(
             app,
             host=host,
@@ -99,6 +141,13 @@ class WebServer:
             http=BoundedH11Protocol,  # closes connections that send no request head
             limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once
             timeout_graceful_shutdown=3,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+            server_header=False,
+            date_header=date_header,  # the door passes the framework's own
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local
+            # user or ssh tunnel could name any client. clients.py decides instead.
+            proxy_headers=False,
         )
         self.server = _QuietServer(config)
         self.host = host
@@ -106,7 +155,7 @@ class WebServer:
         self._thread = threading.Thread(
             target=self.server.run,
             kwargs={"sockets": [sock]} if sock is not None else {},
-            name="web",
+            name=name,
             daemon=True,
         )
 

@@ -18,6 +18,7 @@ from ..core.states import State
 from .cards import (
     EVENT_COLUMNS,
     EVENT_ROWS,
+    account_line,
     event_rows,
     gpu_panel,
     status_card,
@@ -51,7 +52,16 @@ def _host(request: gr.Request | None) -> str | None:
         return None
 
 
-def build_page(core: CoreLink, refresh_s: float = 1.0) -> gr.Blocks:
+def _user(request: gr.Request | None) -> str | None:
+    try:
+        return request.headers.get("x-sdw-user") if request is not None else None
+    except Exception:
+        return None
+
+
+def build_page(
+    core: CoreLink, refresh_s: float = 1.0, tls_fingerprint: str | None = None
+) -> gr.Blocks:
     """The Blocks app: the page for people and the RPC endpoints for scripts."""
     ui = Rpc(core, requested_by="ui")
     names = [
@@ -62,7 +72,9 @@ def build_page(core: CoreLink, refresh_s: float = 1.0) -> gr.Blocks:
     private = {"api_visibility": "private"}
 
     with gr.Blocks(title="sd-watchdog", analytics_enabled=False) as page:
-        gr.Markdown("## sd-watchdog")
+        with gr.Row():
+            gr.Markdown("## sd-watchdog")
+            account = gr.HTML("", elem_id="account")
         with gr.Row():
             with gr.Column(scale=3):
                 card = gr.HTML(status_card(first), elem_id="status-card")
@@ -184,6 +196,17 @@ def build_page(core: CoreLink, refresh_s: float = 1.0) -> gr.Blocks:
             "concurrency_limit": None,
             **private,
         }
+
+        def signed_in(request: gr.Request) -> str:
+            return account_line(_user(request), tls_fingerprint)
+
+        page.load(
+            signed_in,
+            inputs=None,
+            outputs=account,
+            show_progress="hidden",
+            **private,
+        )
         gr.Timer(PLOT_REFRESH_S).tick(**plot_args)
         page.load(**plot_args)
         window.change(**plot_args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .auth import ASGIApp, respond
+from .asgi import ASGIApp, respond
 
 UPLOAD_PATHS = frozenset({"/gradio_api/upload", "/upload", "/gradio_api/upload_progress"})
 BODY = '{"error": "this page takes no uploads"}'
