@@ -66,6 +66,8 @@ def describe(status: dict[str, Any]) -> str:
         out.append(f"  busy: {status['busy_detail']}")
     if status.get("url") and status.get("is_running"):
         out.append(f"  url: {status['url']}")
+    if status.get("door_url"):
+        out.append(f"  open it at: {status['door_url']} (the door, behind the page's login)")
     if status.get("reason"):
         out.append(f"  why: {status['reason']}")
     last = status.get("last_exit")

@@ -3,7 +3,7 @@ there is none.
 
 The target comes from the core's status, fetched at most once a ``TTL_S`` while
 requests arrive and never while none do (an idle door costs the core nothing), and
-at once after the framework failed to answer. Only a URL on 127.0.0.1, ::1 or
+again soon after the framework failed to answer. Only a URL on 127.0.0.1, ::1 or
 localhost is ever a target: a framework whose URL names another machine is not
 opened, whatever the settings say.
 
@@ -25,6 +25,9 @@ from ..control.api import Refused
 from .link import CoreLink
 
 TTL_S = 1.0
+# A failed request asks again, but a crowd of them (50 streams cut by a crash) must
+# not become a crowd of status calls to the core while it respawns the framework.
+FRESH_AFTER_S = 0.25
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 READY_STATES = frozenset({"RUNNING", "UNHEALTHY"})
 RELOAD_S = 3
@@ -86,7 +89,8 @@ class DoorTarget:
         self._lock: asyncio.Lock | None = None
 
     async def current(self, fresh: bool = False) -> Target:
-        if not fresh and self._target is not None and time.monotonic() - self._fetched < TTL_S:
+        age = time.monotonic() - self._fetched
+        if self._target is not None and age < (FRESH_AFTER_S if fresh else TTL_S):
             return self._target
         if self._lock is None:
             self._lock = asyncio.Lock()
