@@ -139,12 +139,16 @@ class Door:
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
         # httpx.Request, not client.build_request: no default headers of httpx's
         # (Accept-Encoding would make the framework compress for a client that can't).
-        request = httpx.Request(
-            scope["method"],
-            httpx.URL(target.url + path.decode("latin-1")),
-            headers=headers,
-            content=_body(receive) if has_body else None,
-        )
+        try:
+            request = httpx.Request(
+                scope["method"],
+                httpx.URL(target.url + path.decode("latin-1")),
+                headers=headers,
+                content=_body(receive) if has_body else None,
+            )
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            await respond(scope, send, 400, f"not a request the door can pass on: {exc}"[:200])
+            return
         try:
             response = await self.http.send(request, stream=True)
         except ClientGone:
