@@ -66,35 +66,30 @@ def download(handler: BaseHTTPRequestHandler) -> None:
         handler.wfile.write(CHUNK)
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> tuple[int, str]:
-    """(size, sha256) of the request body, read 1 MiB at a time."""
-    digest, size = hashlib.sha256(), 0
-    rfile: BinaryIO = handler.rfile  # type: ignore[assignment]
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        while True:
-            length = int(rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if length == 0:
-                while rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                break
-            left = length
-            while left:
-                data = rfile.read(min(left, 1 << 20))
-                if not data:
-                    raise ConnectionError("body ended early")
-                digest.update(data)
-                size += len(data)
-                left -= len(data)
-            rfile.readline()
-        return size, digest.hexdigest()
-    left = int(handler.headers.get("Content-Length") or 0)
+def _read_into(rfile: BinaryIO, left: int, digest: hashlib._Hash) -> int:
+    """Read exactly ``left`` bytes into ``digest``, 1 MiB at a time; the count."""
+    size = left
     while left:
         data = rfile.read(min(left, 1 << 20))
         if not data:
             raise ConnectionError("body ended early")
         digest.update(data)
-        size += len(data)
         left -= len(data)
+    return size
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> tuple[int, str]:
+    """(size, sha256) of the request body, as it comes: Content-Length or chunked."""
+    digest, size = hashlib.sha256(), 0
+    rfile: BinaryIO = handler.rfile  # type: ignore[assignment]
+    if handler.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        size = _read_into(rfile, int(handler.headers.get("Content-Length") or 0), digest)
+        return size, digest.hexdigest()
+    while length := int(rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+        size += _read_into(rfile, length, digest)
+        rfile.readline()  # the CRLF after each chunk
+    while rfile.readline() not in (b"\r\n", b"\n", b""):
+        pass  # trailers
     return size, digest.hexdigest()
 
 
