@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
-from conftest import PASSWORD, USER, demo, free_port, set_password
+from conftest import PASSWORD, USER, demo, free_port, run_app, set_password
 from websockets.asyncio.client import connect
 
 AUTH = (USER, PASSWORD)
@@ -124,3 +124,13 @@ def test_public_host_without_tls_warns(app, write_settings, tmp_path):
             break
         time.sleep(0.2)
     assert "clear text" in log
+
+
+def test_missing_certificate_files_or_a_wrong_tls_value_say_so(write_settings):
+    settings = write_settings(server={"tls": {"cert": "nope.pem", "key": "nope.key"}})
+    done = run_app("--settings", str(settings), "--port", str(free_port()))
+    assert done.returncode == 5 and "TLS: server.tls names" in done.stderr
+    assert "nope.pem" in done.stderr
+    settings = write_settings(server={"tls": "yes please"})
+    done = run_app("--settings", str(settings))
+    assert done.returncode == 2 and "server.tls" in done.stderr

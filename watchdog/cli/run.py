@@ -74,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
         app_port = args.app_port if args.app_port is not None else settings.server.app_port
         try:
             cert = certificate(settings)
+            where = f"the page on {host}:{port}"
             sock = bind_page(host, port)
+            where = f"the door on {host}:{app_port}"
             door_sock = bind_page(host, app_port)
         except (OSError, TlsError) as exc:
-            what = "the door" if sock is not None else "the page"
-            where = f"{host}:{app_port if sock is not None else port}"
-            print(f"sd-watchdog: cannot serve {what} on {where}: {exc}", file=sys.stderr)
+            why = f"TLS: {exc}" if isinstance(exc, TlsError) else f"cannot serve {where}: {exc}"
+            print(f"sd-watchdog: {why}", file=sys.stderr)
             if sock is not None:
                 sock.close()
             lock.release()

@@ -1,7 +1,8 @@
-"""The front (page, Gradio API, REST) as a child of the core: bound, started, watched.
+"""The front (page, Gradio API, REST, the door) as a child of the core: bound,
+started, watched.
 
-Like nginx's master and its workers: the core binds the page's port once and hands
-the listening socket to the front, a child process (``python -m watchdog.web``). The
+Like nginx's master and its workers: the core binds the page's and the door's ports
+once and hands the listening sockets to the front, a child process (``python -m watchdog.web``). The
 front is restarted when it exits, when its ``/health`` fails ``failure_threshold``
 times in a row, or when its RSS passes ``server.max_rss_mb``; each is a journaled
 ``front_*`` event. None of that ever touches the framework: the front is not a run,
