@@ -244,3 +244,25 @@ def test_200_mb_up_and_down_through_the_door_with_flat_memory(app, write_setting
     assert up["size"] == 200 << 20
     assert up["sha256"] == hashlib.sha256(block * 200).hexdigest()
     assert peak - before < 60, f"the front grew from {before:.0f} to {peak:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "seen_for", "seen_proto"),
+    [((), "127.0.0.1", "http"), (("127.0.0.1",), "198.51.100.9", "https")],
+)
+def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(
+    serve, make_settings, trusted, seen_for, seen_proto
+):
+    """Behind Caddy (trusted), the framework learns the user's address and https; from
+    anyone else, what they claim is replaced by what the door saw."""
+    claims = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"}
+    web = serve(
+        make_settings(frameworks={"demo": demo()}),
+        password=True,
+        door=True,
+        config={"trusted_proxies": trusted},
+    )
+    web.sup.wait_for(running, timeout=15)
+    r = requests.get(f"{web.door}echo-headers", auth=AUTH, headers=claims, timeout=10)
+    seen = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert (seen["x-forwarded-for"], seen["x-forwarded-proto"]) == (seen_for, seen_proto)

@@ -74,6 +74,8 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy():
     assert trusted.address(garbage) == "127.0.0.1"
     other = {"client": ("198.51.100.1", 5), "headers": [(b"x-forwarded-for", b"1.2.3.4")]}
     assert trusted.address(other) == "198.51.100.1"
+    assert trusted.from_proxy(spoof) and not trusted.from_proxy(other)
+    assert not ClientResolver().from_proxy(spoof)
 
 
 def test_ipv6_clients_count_per_slash_64():

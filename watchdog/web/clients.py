@@ -57,6 +57,10 @@ class ClientResolver:
             ipaddress.ip_network(item, strict=False) for item in trusted_proxies
         )
 
+    def from_proxy(self, scope: Mapping[str, Any]) -> bool:
+        """The peer is one of ``server.trusted_proxies`` (its X-Forwarded-* are believed)."""
+        return bool(self.trusted) and self._is_trusted(str((scope.get("client") or ("", 0))[0]))
+
     def _is_trusted(self, address: str) -> bool:
         ip = _address(address)
         return ip is not None and any(ip in net for net in self.trusted)

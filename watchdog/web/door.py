@@ -125,9 +125,13 @@ class Door:
 
     def _forwarded(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         host = header(scope, b"host") or ""
+        proto = self.scheme
+        if self.clients.from_proxy(scope):  # Caddy in front: https is what the user sees
+            told = (header(scope, b"x-forwarded-proto") or "").strip().lower()
+            proto = told if told in ("http", "https") else proto
         return [
             (b"x-forwarded-for", self.clients.address(scope).encode()),
-            (b"x-forwarded-proto", self.scheme.encode()),
+            (b"x-forwarded-proto", proto.encode()),
             (b"x-forwarded-host", host.encode("latin-1")),
         ]
 
