@@ -70,6 +70,8 @@ def test_no_credentials_refused_each_kind_let_in_and_none_passed_on(door):
     url = f"{door.door}echo-headers"
     bare = requests.get(url, timeout=10)
     assert bare.status_code == 401 and "www-authenticate" in bare.headers
+    health = requests.get(f"{door.door}__sdw/health", timeout=10)  # the core's probe
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
     browser = requests.get(door.door, headers={"Accept": "text/html"}, timeout=10)
     assert browser.status_code == 401 and "sdw-signin" in browser.text
     assert "www-authenticate" not in browser.headers  # the form, not the pop-up

@@ -213,14 +213,22 @@ class FrontKeeper:
         return "front_exit", {}
 
     def _healthy(self) -> bool:
+        """The page's ``/health`` and the door's ``/__sdw/health`` both answer: the
+        two servers run on loops of their own, and either may hang alone."""
         host = probe_host(self.config.host)
+        host = f"[{host}]" if ":" in host else host
         scheme = "https" if self.config.tls else "http"
-        url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/health"
-        try:
-            status, _ = http_get(url, self.watch.timeout_s, verify=False)
-        except (OSError, http.client.HTTPException):
-            return False
-        return status == 200
+        urls = [f"{scheme}://{host}:{self.port}/health"]
+        if self.app_port is not None:
+            urls.append(f"{scheme}://{host}:{self.app_port}/__sdw/health")
+        for url in urls:
+            try:
+                status, _ = http_get(url, self.watch.timeout_s, verify=False)
+            except (OSError, http.client.HTTPException):
+                return False
+            if status != 200:
+                return False
+        return True
 
     def _end(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM, then SIGKILL: the front holds nothing that needs a clean exit."""
