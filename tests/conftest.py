@@ -348,7 +348,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
     from watchdog.web.link import CoreLink, JournalRelay
     from watchdog.web.server import WebServer, build_app, build_door
 
-    started: list[tuple[list[WebServer], ControlSocket, Service]] = []
+    started: list[tuple[list[WebServer], ControlSocket, Service, Authenticator]] = []
 
     def start(
         settings: Settings,
@@ -376,7 +376,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
         servers = [WebServer(app, "127.0.0.1", 0, tls=tls)]
         if door:
             servers.append(WebServer(build_door(core, auth, front), "127.0.0.1", 0, tls=tls))
-        started.append((servers, control, service))
+        started.append((servers, control, service, auth))
         ports = [server.start() for server in servers]
         scheme = "https" if tls else "http"
         door_url = f"{scheme}://127.0.0.1:{ports[1]}/" if door else None
@@ -392,9 +392,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
         )
 
     yield start
-    for servers, control, service in started:
+    for servers, control, service, auth in started:
         for server in servers:
             server.stop()
+        auth.close()
         control.stop()
         service.stop()
 

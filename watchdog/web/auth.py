@@ -217,3 +217,9 @@ class Authenticator:
     def end_session(self, token: str) -> None:
         with self._lock:
             self._sessions.pop(token, None)
+
+    def close(self) -> None:
+        """Let the hashing threads go (a front that stops, a test that ends)."""
+        self._hashing.shutdown(wait=False, cancel_futures=True)
+        if self.refusals is not None:
+            self.refusals.flush()

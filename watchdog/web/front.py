@@ -114,6 +114,7 @@ def main() -> int:
             server.server.should_exit = True
         for server in servers:
             server.stop()
+        auth.close()
     return 0
 
 
