@@ -160,18 +160,17 @@ def set_password(settings: Path, user: str = USER, password: str = PASSWORD) -> 
 
 
 def demo_servers() -> list[int]:
-    """Pids of every live demo server on this machine."""
+    """Pids of every live demo server this test run started (it carries the run's
+    token): a user's own ``./start.sh`` beside the suite is none of our business."""
     from watchdog.frameworks.presets import DEMO_APP
 
     out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(DEMO_APP).encode() in cmd and pid_alive(int(entry)):
-                out.append(int(entry))
+    for pid in leftover_pids():
+        try:
+            if str(DEMO_APP).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            continue  # gone since
     return out
 
 

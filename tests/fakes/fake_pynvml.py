@@ -4,9 +4,11 @@ Same function names, ``NVMLError`` with ``.value`` and its error-code constants,
 process structs with ``pid`` / ``usedGpuMemory`` (None where the driver hides it),
 byte sizes, milliwatts. What it reports is set in ``CONFIG`` by a test.
 
-Like a real framework, every live demo server started by the watchdog (found by the
-watchdog's environment marker) "holds" ``framework_vram_mb`` on GPU 0; after it dies
-its memory shows for ``release_delay_s`` more, or forever with ``never_release``.
+Like a real framework, every live demo server started by a watchdog of this test run
+(found by the watchdog's environment marker and the test run's token, so a user's own
+``./start.sh`` beside the suite holds nothing here) "holds" ``framework_vram_mb`` on
+GPU 0; after it dies its memory shows for ``release_delay_s`` more, or forever with
+``never_release``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def reset() -> None:
     calls["init"] = 0
 
 
+# This test run's token (tests/conftest.py): a demo without it is someone else's.
+_TOKEN = f"SDW_TEST_TOKEN={os.environ.get('SDW_TEST_TOKEN', '')}\0".encode()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -103,7 +109,7 @@ def _framework_pids() -> list[int]:
             cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        ours = b"SD_WATCHDOG_RUN_ID=" in env and b"demo_app.py" in cmd
+        ours = b"SD_WATCHDOG_RUN_ID=" in env and b"demo_app.py" in cmd and _TOKEN in env
         if ours and b"--launcher" not in cmd and _alive(int(entry)):
             _seen[int(entry)] = None
     out = []
