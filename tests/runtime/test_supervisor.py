@@ -66,7 +66,7 @@ def test_kill9_after_stable_run_respawns_within_milliseconds(make_settings, supe
     assert not pid_alive(first.pid)
     crash = wait_event(sup, "crash", 1)[-1]
     assert crash["signal"] == "SIGKILL" and crash["pid"] == first.pid
-    assert crash["cause"].startswith("killed, likely out of memory")
+    assert crash["cause"] == "killed by SIGKILL from outside the watchdog"  # not "memory"
     exit_ev = [e for e in events(sup, "exit") if e["pid"] == first.pid][-1]
     respawn = [e for e in events(sup, "spawn") if e["pid"] == second.pid][-1]
     gap = ts(respawn) - ts(exit_ev)
@@ -390,3 +390,20 @@ def test_crashed_launcher_leaves_no_orphan_holding_the_port(make_settings, super
     assert cleanup["pid"] == first.pid and cleanup["reason"] == "cleanup after crash"
     assert second.url == f"http://127.0.0.1:{port}"
     assert requests.get(f"{second.url}/internal/ping", timeout=2).ok
+
+
+def test_kill9_of_an_invokeai_like_framework_says_sigkill_not_module(make_settings, supervise):
+    """Its first stderr line is a harmless "No module named 'kernels'"; a person's kill -9
+    is what ended it, and no out-of-memory is claimed without the kernel saying so."""
+    invoke = demo(
+        None, "--impersonate", "invokeai", ready_pattern="Invoke running on (?P<url>\\S+)"
+    )
+    invoke["health_path"] = "/api/v1/app/version"
+    sup = supervise(make_settings(frameworks={"invokeai": invoke}))
+    first = sup.wait_for(running, timeout=10)
+    stderr = first.logs.stderr.read_text() if first.logs else ""
+    assert "No module named 'kernels'" in stderr
+    os.kill(first.pid, signal.SIGKILL)
+    crash = wait_event(sup, "crash", 5)[-1]
+    assert crash["cause"] == "killed by SIGKILL from outside the watchdog"
+    assert "module" not in crash["reason"] and "memory" not in crash["reason"]

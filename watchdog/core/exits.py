@@ -44,7 +44,7 @@ def ended(run: RunView, msg: Exited, now: float, wall: float) -> ExitReport:
         asked = {"requested_by": "framework", "reason": "the framework asked to be restarted"}
         info = ExitInfo(code, sig, why, iso(wall), run.run_id, run.pid)
         return ExitReport(info, (("exit", {**common, **asked}),), None)
-    cause = crash_cause(msg.returncode, msg.stderr_tail)
+    cause = crash_cause(msg.returncode, msg.stderr_tail, msg.oom_killed)
     words = f"{words}: {cause}" if cause else words
     crash = {"reason": words, "cause": cause, "ready": run.ready, "last_stderr": msg.stderr_tail}
     events = (

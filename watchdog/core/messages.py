@@ -107,6 +107,7 @@ class Exited:
     returncode: int | None  # None: an adopted run, whose status went to init
     stderr_tail: tuple[str, ...] = ()
     restart_asked: bool = False  # the framework wrote its restart file before exiting
+    oom_killed: bool = False  # the kernel's out-of-memory killer ended it (SIGKILL only)
 
 
 @dataclass(frozen=True)

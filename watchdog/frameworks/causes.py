@@ -6,6 +6,10 @@ From the exit status and the last lines of stderr::
     'CUDA out of memory'
     >>> crash_cause(-11, [])
     'segfault'
+    >>> crash_cause(-9, ["No module named 'kernels'", "Invoke running on http://127.0.0.1:9090"])
+    'killed by SIGKILL from outside the watchdog'
+    >>> crash_cause(-9, [], oom_killed=True)
+    'killed by the kernel: out of memory (RAM)'
 """
 
 from __future__ import annotations
@@ -35,8 +39,12 @@ _SIGNALS = {
     "SIGABRT": "aborted",
     "SIGFPE": "arithmetic error",
     "SIGILL": "illegal instruction",
-    "SIGKILL": "killed, likely out of memory (SIGKILL not sent by the watchdog)",
+    "SIGKILL": "killed by SIGKILL from outside the watchdog",
 }
+OOM_KILLED = "killed by the kernel: out of memory (RAM)"
+# A pattern says why only when it is among the last lines written: InvokeAI's harmless
+# first line "No module named 'kernels'" must not explain a kill -9 an hour later.
+NEAR_END = 10
 
 
 def last_exception(lines: Sequence[str]) -> str | None:
@@ -50,20 +58,32 @@ def last_exception(lines: Sequence[str]) -> str | None:
     return None
 
 
-def crash_cause(returncode: int | None, stderr_tail: Sequence[str]) -> str | None:
-    """The most useful explanation, or None when nothing more than the code is known."""
-    text = "\n".join(stderr_tail)
-    for pattern, words in _PATTERNS:
-        if pattern.search(text):
-            return words
+def _pattern(lines: Sequence[str]) -> str | None:
+    text = "\n".join(lines[-NEAR_END:])
+    return next((words for pattern, words in _PATTERNS if pattern.search(text)), None)
+
+
+def crash_cause(
+    returncode: int | None, stderr_tail: Sequence[str], oom_killed: bool = False
+) -> str | None:
+    """The most useful explanation, or None when nothing more than the code is known.
+
+    How the process ended comes first (a signal says more than old text), then what
+    it wrote just before the end: a known pattern, else its last exception.
+    """
+    near = _pattern(stderr_tail)
     if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
-            return None
-        if name in _SIGNALS:
-            return _SIGNALS[name]
-    exception = last_exception(stderr_tail)
-    if exception:
-        return f"Python exception: {exception}"
-    return None
+            return near
+        if name == "SIGKILL":  # sent from outside: nothing it wrote explains it
+            return OOM_KILLED if oom_killed else _SIGNALS[name]
+        words = _SIGNALS.get(name)
+        if words is None:
+            return near
+        return f"{words} (just before: {near})" if near else words
+    if near:
+        return near
+    exception = last_exception(stderr_tail[-NEAR_END:])
+    return f"Python exception: {exception}" if exception else None

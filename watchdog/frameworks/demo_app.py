@@ -277,6 +277,8 @@ def serve(args: argparse.Namespace) -> int:
     elif args.term_delay:
         faults.slow_exit_on_sigterm(args.term_delay)
     print(f"demo: pid {os.getpid()} loading model weights…", flush=True)
+    if args.impersonate == "invokeai":  # its harmless first lines (shared/frameworks.md)
+        print("No module named 'kernels'", file=sys.stderr, flush=True)
     if args.startup_delay > 0:
         time.sleep(args.startup_delay)
     handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)

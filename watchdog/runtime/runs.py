@@ -15,6 +15,7 @@ from ..core.messages import AdoptedRun, Exited, Message, Spawned, SpawnFailed
 from ..frameworks.presets import FrameworkSpec
 from ..settings import Settings, WatchSettings
 from .logs import LogStore, RunLogs, tail_lines
+from .oom import killed_by_oom, oom_kills
 from .ports import local_port, port_holder, port_in_use
 from .probes import Prober
 from .process import ManagedProcess, SpawnError
@@ -33,6 +34,8 @@ class Run:
     proc: ManagedProcess
     logs: RunLogs
     prober: Prober
+    # The kernel's OOM-kill count when the run began (None: adopted, or unreadable).
+    oom_kills_at_start: int | None = None
 
     @property
     def run_id(self) -> str:
@@ -96,9 +99,10 @@ class _Box:
                 return
             try:
                 tail, asked = r.stderr_tail(), asked_to_restart(r)
+                oom = returncode == -9 and killed_by_oom(r.proc.pid, r.oom_kills_at_start)
             except Exception:  # the exit itself must reach the machine, whatever else
-                tail, asked = (), False
-            post(Exited(r.run_id, returncode, tail, asked))
+                tail, asked, oom = (), False, False
+            post(Exited(r.run_id, returncode, tail, asked, oom))
 
         return exited
 
@@ -124,6 +128,7 @@ def spawn_run(
         return None, SpawnFailed(name, reason, "port_busy", {"port": port, "holder": holder})
     run_id = ids.new(name)
     run_logs = store.new_run(run_id)
+    kills = oom_kills()
     box = _Box()
     out, err = store.open_for_child(run_logs)
     try:
@@ -135,6 +140,7 @@ def spawn_run(
         out.close()
         err.close()
     run = _run(settings, name, proc, run_logs, post)
+    run.oom_kills_at_start = kills
     box.put(run)
     details = {
         "command": spec.command_line,
