@@ -106,3 +106,21 @@ def test_unwritable_log_dir_does_not_stop_supervision(make_settings, supervise, 
     status = sup.wait_for(running, timeout=10)
     assert any("cannot write" in e for e in status.errors)
     assert status.healthy
+
+
+def test_a_10_mb_line_is_cut_for_display_and_the_lines_before_it_still_come(tmp_path):
+    log = tmp_path / "x.stderr.log"
+    before = [f"line {i}" for i in range(5)]
+    with open(log, "wb") as fh:
+        fh.write(("\n".join(before) + "\n").encode())
+        fh.write(b"=" * (10 * 2**20))  # no newline: a crash in the middle of it
+    t0 = time.perf_counter()
+    got = tail_lines(log, 5)
+    took = time.perf_counter() - t0
+    assert got[:4] == before[1:]
+    assert got[-1].startswith("[… 10469376 bytes cut] ") and got[-1].endswith("=" * 100)
+    assert len(got[-1]) < 17_000
+    assert took < 0.5, f"{took * 1000:.0f} ms"  # measured: a few ms (bench/compare.py tail)
+    with open(log, "ab") as fh:  # and in the middle of the file
+        fh.write(b"\nafter\n")
+    assert tail_lines(log, 3)[0] == "line 4" and tail_lines(log, 3)[-1] == "after"

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 BLOCK = 64 * 1024
 # A tail never reads more than this, whatever is asked: a file of one endless line
 # (or a sparse hole of NULs) must not make a request read gigabytes.
-MAX_TAIL_SCAN = 8 * 1024 * 1024
+MAX_TAIL_SCAN = 32 * 1024 * 1024
 MAX_TAIL_LINES = 10_000
+# A longer line is shown by its end, behind a marker (a progress bar that never
+# printed a newline, a base64 image in a log): reading past it stays cheap.
+MAX_LINE_BYTES = 16 * 1024
 # A file is checked every ROTATE_CHECK_S while it grows, and ever less often (up to
 # ROTATE_QUIET_S) while it does not: four looks a second at a quiet log were most of
 # an idle watchdog's CPU.
@@ -62,35 +65,64 @@ def clean_line(line: str) -> str:
 def iter_lines_backward(path: Path, max_bytes: int = MAX_TAIL_SCAN) -> Iterator[bytes]:
     """Yield the lines of a file from the last to the first, reading at most ``max_bytes``.
 
-    A final line without a newline is yielded too. Missing file: nothing.
+    A final line without a newline is yielded too. Missing file: nothing. A line
+    longer than ``MAX_LINE_BYTES`` is yielded as its last ``MAX_LINE_BYTES`` behind a
+    ``[… N bytes cut] `` marker: what a line keeps is bounded, so a 10 MB line costs
+    one pass over its bytes (no re-joining) and the lines before it still come.
     """
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed in finally; generator)
     except OSError:
         return
     try:
-        end = fh.seek(0, os.SEEK_END)
-        pos = end
+        line = _LineEnd()
+        pos = fh.seek(0, os.SEEK_END)
         budget = max_bytes
-        rest = b""
         first = True
         while pos > 0 and budget > 0:
             size = min(BLOCK, pos, budget)
             pos -= size
             budget -= size
             fh.seek(pos)
-            chunk = fh.read(size) + rest
-            lines = chunk.split(b"\n")
-            rest = lines.pop(0)
+            block = fh.read(size)
+            stop = len(block)
             if first:
                 first = False
-                if lines and lines[-1] == b"":
-                    lines.pop()  # the file's own final newline
-            yield from reversed(lines)
-        if pos == 0 and rest:
-            yield rest
+                if block.endswith(b"\n"):
+                    stop -= 1  # the file's own final newline
+            while (newline := block.rfind(b"\n", 0, stop)) >= 0:
+                line.add(block[newline + 1 : stop])
+                yield line.take()
+                stop = newline
+            line.add(block[:stop])
+        if pos == 0 and line.length:
+            yield line.take()
     finally:
         fh.close()
+
+
+class _LineEnd:
+    """The end of a line read backwards, in pieces: at most ``MAX_LINE_BYTES`` kept."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []  # the line's end first
+        self.kept = 0
+        self.length = 0
+
+    def add(self, piece: bytes) -> None:
+        self.length += len(piece)
+        room = MAX_LINE_BYTES - self.kept
+        if room > 0 and piece:
+            piece = piece[-room:]
+            self.pieces.append(piece)
+            self.kept += len(piece)
+
+    def take(self) -> bytes:
+        data = b"".join(reversed(self.pieces))
+        if self.length > self.kept:
+            data = b"[\xe2\x80\xa6 %d bytes cut] " % (self.length - self.kept) + data
+        self.pieces, self.kept, self.length = [], 0, 0
+        return data
 
 
 def tail_lines(path: Path, count: int, *, clean: bool = True) -> list[str]:
