@@ -399,6 +399,13 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
         service.stop()
 
 
+def ts(event: dict[str, Any]) -> float:
+    """An event's time stamp as epoch seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+
+
 def events(sup: Supervisor, kind: str | None = None) -> list[dict[str, Any]]:
     """The journal, oldest first (optionally one kind of event)."""
     return list(reversed(sup.events.tail(10_000, event=kind)))

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import demo, events, free_port, running, wait_event
+from conftest import demo, events, free_port, running, ts, wait_event
 
 from watchdog.core.errors import BusyRefused
 from watchdog.core.states import State
@@ -233,6 +233,35 @@ def test_a1111_restart_request_is_not_a_crash(make_settings, supervise, tmp_path
     # and it keeps asking: still never counted towards FATAL
     wait_event(sup, "restart", 10, count=3)
     assert sup.status().state is not State.FATAL
+
+
+def test_comfyui_manager_restart_is_immediate_and_never_counted(make_settings, supervise, tmp_path):
+    """Its Restart button: ``$__COMFY_CLI_SESSION__.reboot`` created, then exit 0."""
+    entry = impersonating(
+        "comfyui", free_port(), tmp_path, "--crash-after", "0.5", "--crash-with", "restart-request"
+    )
+    sup = supervise(make_settings(frameworks={"comfy": entry}, watch={"max_restarts": 1}))
+    first = sup.wait_for(running, timeout=10)
+    restart = wait_event(sup, "restart", 10)[0]
+    assert restart["requested_by"] == "framework" and restart["pid"] == first.pid
+    second = sup.wait_for(lambda s: running(s) and s.pid != first.pid, timeout=10)
+    exit_ev = [e for e in events(sup, "exit") if e["pid"] == first.pid][-1]
+    spawn = [e for e in events(sup, "spawn") if e["pid"] == second.pid][-1]
+    assert ts(spawn) - ts(exit_ev) < 0.5, "relaunched at once, no backoff"
+    assert not events(sup, "crash") and not events(sup, "backoff")
+    wait_event(sup, "restart", 10, count=3)  # asked again and again: never FATAL
+    assert sup.status().state is not State.FATAL
+    runs = sup.settings.logs_dir / "runs"
+    assert not list(runs.glob("*.reboot")), "each marker is taken once"
+
+
+def test_an_exit_0_without_the_marker_is_a_crash(make_settings, supervise, tmp_path):
+    entry = impersonating(
+        "comfyui", free_port(), tmp_path, "--crash-after", "0.5", "--exit-code", "0"
+    )
+    sup = supervise(make_settings(frameworks={"comfy": entry}, watch={"max_restarts": 1}))
+    sup.wait_for(running, timeout=10)
+    assert wait_event(sup, "crash", 10)[0]["exit_code"] == 0
 
 
 def test_a_busy_gpu_counts_as_progress(fake_nvml, make_settings):

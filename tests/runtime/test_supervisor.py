@@ -8,7 +8,6 @@ import signal
 import socket
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,12 @@ from conftest import (
     pid_alive,
     pid_in_log,
     running,
+    ts,
     wait_event,
 )
 
 from watchdog.core.errors import NotInstalled, UnknownFramework
 from watchdog.core.states import State
-
-
-def ts(event: dict) -> float:
-    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
 def test_start_becomes_running_on_ready_line(make_settings, supervise):

@@ -119,9 +119,13 @@ def timeline(args: argparse.Namespace, state: Job, stop: threading.Event) -> Non
             stop.set()  # no more log output either
         else:
             print(CRASH_TEXT[args.crash_with], file=sys.stderr, flush=True)
-            if args.crash_with == "restart-request":  # A1111's "Apply and restart UI"
-                os.makedirs("tmp", exist_ok=True)
-                open("tmp/restart", "w").close()
+            if args.crash_with == "restart-request":
+                session = os.environ.get("__COMFY_CLI_SESSION__")
+                if session:  # ComfyUI-Manager's Restart button
+                    open(session + ".reboot", "w").close()
+                else:  # A1111's "Apply and restart UI"
+                    os.makedirs("tmp", exist_ok=True)
+                    open("tmp/restart", "w").close()
                 os._exit(0)
             if args.crash_signal:
                 sig = args.crash_signal.upper()

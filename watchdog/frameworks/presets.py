@@ -48,6 +48,9 @@ class Preset:
     restart_file: str | None = None
     # Environment the framework reads its address from (InvokeAI has no flag for it).
     env: Mapping[str, str] = field(default_factory=dict)
+    # A variable naming a file path; the framework asks for a relaunch by creating
+    # "<path>.reboot" and exiting 0 (ComfyUI-Manager's Restart button).
+    session_env: str | None = None
 
 
 _A1111_BUSY = {
@@ -102,6 +105,7 @@ PRESETS: Mapping[str, Preset] = {
         busy_path="/queue",
         busy_kind="comfyui",
         interrupt=("POST", "/interrupt"),
+        session_env="__COMFY_CLI_SESSION__",
     ),
     "invokeai": Preset(
         command="{venv}invokeai-web --root .",
@@ -167,6 +171,7 @@ class FrameworkSpec:
     busy_kind: str | None = None
     interrupt: tuple[str, str] | None = None
     restart_file: Path | None = None
+    session_env: str | None = None  # see Preset.session_env
 
     @property
     def health_url(self) -> str | None:
@@ -292,4 +297,5 @@ def resolve_framework(
         busy_kind=preset.busy_kind if preset and busy_path else None,
         interrupt=preset.interrupt if preset else None,
         restart_file=(cwd or Path.cwd()) / restart if restart else None,
+        session_env=preset.session_env if preset else None,
     )

@@ -17,7 +17,7 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
 import psutil
@@ -85,6 +85,7 @@ class ManagedProcess(Tree):
         stdout: BinaryIO,
         stderr: BinaryIO,
         on_exit: Callable[[int | None], None],
+        extra_env: Mapping[str, str] | None = None,
     ) -> ManagedProcess:
         """Start the framework; ``on_exit(returncode)`` is called from a waiter thread.
 
@@ -95,6 +96,7 @@ class ManagedProcess(Tree):
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")  # live logs from Python frameworks
         env.update(spec.env)
+        env.update(extra_env or {})
         env[MARKER_ENV] = run_id
         env[HOME_ENV] = home
         try:

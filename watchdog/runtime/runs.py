@@ -58,8 +58,20 @@ class Run:
             url=url,
         )
 
+    @property
+    def session(self) -> Path | None:
+        return session_file(self.spec, self.logs)
+
     def stderr_tail(self) -> tuple[str, ...]:
         return tuple(line for line in tail_lines(self.logs.stderr, STDERR_TAIL_LINES) if line)
+
+
+def session_file(spec: FrameworkSpec, logs: RunLogs) -> Path | None:
+    """Where the framework may ask for a relaunch (``<session>.reboot``): beside the
+    run's logs, so an adopted run has the same one."""
+    if spec.session_env is None:
+        return None
+    return logs.stderr.with_name(f"{logs.run_id}.session")
 
 
 class RunIds:
@@ -98,7 +110,7 @@ class _Box:
             if r is None:
                 return
             try:
-                tail, asked = r.stderr_tail(), asked_to_restart(r)
+                tail, asked = r.stderr_tail(), asked_to_restart(r, returncode)
                 oom = returncode == -9 and killed_by_oom(r.proc.pid, r.oom_kills_at_start)
             except Exception:  # the exit itself must reach the machine, whatever else
                 tail, asked, oom = (), False, False
@@ -107,8 +119,17 @@ class _Box:
         return exited
 
 
-def asked_to_restart(run: Run) -> bool:
-    """A1111's "Apply and restart UI": it writes tmp/restart, then exits."""
+def asked_to_restart(run: Run, returncode: int | None = None) -> bool:
+    """A1111's "Apply and restart UI" writes tmp/restart, then exits; ComfyUI-Manager's
+    Restart creates ``$__COMFY_CLI_SESSION__.reboot``, then exits 0 (the marker is
+    taken: it asks for one relaunch)."""
+    if run.session is not None and returncode == 0:
+        marker = run.session.with_name(run.session.name + ".reboot")
+        try:
+            marker.unlink()
+            return True
+        except OSError:
+            pass
     path = run.spec.restart_file
     try:
         return path is not None and path.stat().st_mtime >= run.proc.started_at - 1
@@ -131,8 +152,10 @@ def spawn_run(
     kills = oom_kills()
     box = _Box()
     out, err = store.open_for_child(run_logs)
+    session = session_file(spec, run_logs)
     try:
-        proc = ManagedProcess.spawn(spec, run_id, home, out, err, box.on_exit(post))
+        extra = {spec.session_env: str(session)} if spec.session_env and session else None
+        proc = ManagedProcess.spawn(spec, run_id, home, out, err, box.on_exit(post), extra)
     except (SpawnError, OSError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, SpawnError) else f"cannot start: {exc}"
         return None, SpawnFailed(name, reason, "spawn_failed", {"run_id": run_id})
