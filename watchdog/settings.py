@@ -45,7 +45,10 @@ class WatchSettings(_Strict):
     health_interval_s: float = Field(5, gt=0)
     health_timeout_s: float = Field(5, gt=0)
     failure_threshold: int = Field(3, ge=1)
+    # Not ready and no new output for this long: a startup timeout (output resets it) …
     startup_timeout_s: float = Field(900, gt=0)
+    # … and never longer than this, however much it prints (3 h).
+    startup_max_s: float = Field(10800, gt=0)
     stop_timeout_s: float = Field(20, ge=0)
     backoff_initial_s: float = Field(1, ge=0)
     backoff_max_s: float = Field(60, ge=0)

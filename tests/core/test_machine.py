@@ -17,6 +17,7 @@ from watchdog.core.messages import (
     Reply,
     Shutdown,
     Spawn,
+    StartupOutput,
     Sweep,
     Swept,
     Teardown,
@@ -185,6 +186,36 @@ def test_startup_timeout_is_a_failed_start(make_settings):
     r.wait(5)
     assert r.events()[-2:] == ["startup_timeout", "stopping"]
     assert r.journal("startup_timeout")[-1].tails == 3
+
+
+def test_output_while_starting_is_progress_until_it_stops(make_settings):
+    """A first start that installs for many minutes: every new output moves the
+    startup deadline; silence for startup_timeout_s is the timeout."""
+    r = Replay(make_settings(watch={"startup_timeout_s": 5, "startup_max_s": 60}))
+    run_id = r.spawned()
+    for written in (100, 200, 300, 400):  # 16 s of "Installing torch…", past 5 s
+        r.wait(4)
+        r.feed(StartupOutput(run_id, written))
+    assert r.state is S.STARTING and r.m.next_deadline() == r.now + 5
+    r.feed(StartupOutput(run_id, 400))  # the same size: no progress
+    r.wait(5)
+    assert r.events()[-2:] == ["startup_timeout", "stopping"]
+    reason = r.journal("startup_timeout")[-1].fields["reason"]
+    assert reason == "not ready, and no new output for startup_timeout_s=5"
+
+
+def test_output_never_extends_a_start_past_startup_max_s(make_settings):
+    r = Replay(make_settings(watch={"startup_timeout_s": 5, "startup_max_s": 12}))
+    run_id = r.spawned()
+    for written in (100, 200):
+        r.wait(4)
+        r.feed(StartupOutput(run_id, written))
+    assert r.m.next_deadline() == T0 + 12  # not 8 + 5: the cap comes first
+    r.wait(4)
+    assert r.events()[-2:] == ["startup_timeout", "stopping"]
+    assert r.journal("startup_timeout")[-1].fields["reason"] == (
+        "not ready within startup_max_s=12"
+    )
 
 
 def test_rss_over_the_limit_restarts_after_rss_limit_s(make_settings):

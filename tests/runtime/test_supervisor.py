@@ -403,3 +403,19 @@ def test_kill9_of_an_invokeai_like_framework_says_sigkill_not_module(make_settin
     crash = wait_event(sup, "crash", 5)[-1]
     assert crash["cause"] == "killed by SIGKILL from outside the watchdog"
     assert "module" not in crash["reason"] and "memory" not in crash["reason"]
+
+
+def test_a_start_that_keeps_printing_is_not_timed_out(make_settings, supervise):
+    """A1111's first start installs for minutes, printing as it goes: here 4 s of
+    install lines against a startup_timeout_s of 1.5 s."""
+    chatty = demo(None, "--startup-delay", "4", "--startup-chatter")
+    silent = demo(None, "--startup-delay", "4")
+    watch = {"startup_timeout_s": 1.5, "max_restarts": 1}
+    sup = supervise(make_settings(frameworks={"chatty": chatty, "silent": silent}, watch=watch))
+    ready = sup.wait_for(running, timeout=20)
+    assert ready.framework == "chatty" and not events(sup, "startup_timeout")
+    assert wait_event(sup, "ready", 1)[-1]["startup_s"] >= 4
+    sup.switch("silent", requested_by="api")
+    timeout = wait_event(sup, "startup_timeout", 15)[-1]
+    assert timeout["framework"] == "silent"
+    assert timeout["reason"].endswith("startup_timeout_s=1.5")  # silent for 1.5 s: over

@@ -27,6 +27,7 @@ from .messages import (
     Shutdown,
     Spawned,
     SpawnFailed,
+    StartupOutput,
     Sweep,
     Swept,
     Teardown,
@@ -158,6 +159,16 @@ def on_ready(m: Machine, msg: Ready) -> None:
         m.journal("url_changed", **run.ids(), configured=run.configured_url, actual=run.url)
 
 
+def on_startup_output(m: Machine, msg: StartupOutput) -> None:
+    """No state changes: a starting run that writes has its startup clock reset."""
+    run = m.run
+    if run is None or run.run_id != msg.run_id or run.ready:
+        return
+    if msg.output_bytes > run.output_bytes:
+        run.output_bytes = msg.output_bytes
+        run.output_mono = m.now
+
+
 def on_probe(m: Machine, msg: Probe) -> None:
     run = m.run
     if run is None or run.run_id != msg.run_id or not run.ready:
@@ -264,6 +275,7 @@ ON_MESSAGE: dict[type, Callable[[Machine, Any], None]] = {
     SpawnFailed: on_spawnfailed,
     Ready: on_ready,
     Probe: on_probe,
+    StartupOutput: on_startup_output,
     Usage: on_usage,
     Exited: on_exited,
     TornDown: on_torndown,

@@ -80,7 +80,7 @@ class Machine:
         """When a ``Tick`` is due (startup timeout, end of a backoff), monotonic."""
         run = self.run
         if run is not None and not run.ready:
-            return run.waiting_since + run.watch.startup_timeout_s
+            return verdicts.startup_deadline(run)
         if self.state is S.BACKOFF and self.leaving is None:
             return self.policy.backoff_until
         return None

@@ -102,6 +102,15 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class StartupOutput:
+    """A starting run wrote more (``output_bytes``: its log files' size now): a first
+    start that installs for many minutes is progress, not a hang."""
+
+    run_id: str
+    output_bytes: int
+
+
+@dataclass(frozen=True)
 class Exited:
     run_id: str
     returncode: int | None  # None: an adopted run, whose status went to init
@@ -173,6 +182,7 @@ Message = (
     | SpawnFailed
     | Ready
     | Probe
+    | StartupOutput
     | Exited
     | TornDown
     | Swept

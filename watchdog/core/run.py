@@ -27,6 +27,9 @@ class RunView:
     progress_mono: float = 0.0  # the last sign of life while busy
     progress_mark: tuple[str, int] = ("", -1)  # busy fingerprint, bytes of output
     rss_over_since: float | None = None
+    # While starting: the last time its output grew, and how much there was then.
+    output_mono: float = 0.0
+    output_bytes: int = -1
 
     @classmethod
     def spawned(cls, msg: Spawned, watch: WatchSettings, now: float) -> RunView:

@@ -40,10 +40,25 @@ class ProbeNews:
     fields: dict[str, Any]
 
 
+def startup_deadline(run: RunView) -> float:
+    """``startup_timeout_s`` after the start or its newest output, whichever is later
+    (A1111's first start installs torch for 10+ minutes, printing all along), but
+    never later than ``startup_max_s`` after the start."""
+    w = run.watch
+    quiet_since = max(run.waiting_since, run.output_mono)
+    return min(quiet_since + w.startup_timeout_s, run.waiting_since + w.startup_max_s)
+
+
 def startup_timeout(run: RunView, now: float) -> Failure | None:
-    if run.ready or now - run.waiting_since < run.watch.startup_timeout_s:
+    if run.ready or now < startup_deadline(run):
         return None
-    reason = f"not ready within startup_timeout_s={run.watch.startup_timeout_s:g}"
+    w = run.watch
+    if now - run.waiting_since >= w.startup_max_s:
+        reason = f"not ready within startup_max_s={w.startup_max_s:g}"
+    elif run.output_mono > run.waiting_since:
+        reason = f"not ready, and no new output for startup_timeout_s={w.startup_timeout_s:g}"
+    else:
+        reason = f"not ready within startup_timeout_s={w.startup_timeout_s:g}"
     return Failure("startup_timeout", reason, False, "startup timeout", tails=3)
 
 

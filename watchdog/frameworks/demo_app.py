@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860, help="0 picks a free port")
     p.add_argument("--startup-delay", type=float, default=0.0, help="seconds of 'loading'")
+    p.add_argument(
+        "--startup-chatter", action="store_true", help="print install lines while loading"
+    )
     p.add_argument("--no-ready-line", action="store_true", help="serve without printing it")
     p.add_argument("--crash-after", type=float, help="exit this many seconds after ready")
     p.add_argument("--exit-code", type=int, default=1, help="exit code of --crash-after")
@@ -280,7 +283,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.impersonate == "invokeai":  # its harmless first lines (shared/frameworks.md)
         print("No module named 'kernels'", file=sys.stderr, flush=True)
     if args.startup_delay > 0:
-        time.sleep(args.startup_delay)
+        faults.load(args.startup_delay, args.startup_chatter)
     handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)
     server = ThreadingHTTPServer(
         (args.host, args.port), make_handler(handler_state, args.impersonate)

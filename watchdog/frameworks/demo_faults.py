@@ -135,6 +135,19 @@ def timeline(args: argparse.Namespace, state: Job, stop: threading.Event) -> Non
             os._exit(args.exit_code)
 
 
+def load(seconds: float, chatter: bool) -> None:
+    """The time before serving: silent, or like A1111's first start installing torch
+    (a line every half second on stdout)."""
+    if not chatter:
+        time.sleep(seconds)
+        return
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        n += 1
+        print(f"Installing torch and torchvision… ({n})", flush=True)
+        time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+
+
 def spawn_ghost(listener: int) -> None:
     """The hardest escapee: a double fork and ``setsid``, an empty environment (no run
     marker), another name, and it keeps serving on the framework's port."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..core.messages import Probe, Ready
+from ..core.messages import Probe, Ready, StartupOutput
 from ..frameworks.busy import Busy, parse_busy
 from ..frameworks.presets import FrameworkSpec, join_url
 from .logs import strip_ansi
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 READY_SCAN_S = 0.05  # how often the log files are looked at while starting
 STARTUP_PROBE_S = 0.25  # how often the health URL is tried while starting
 STARTUP_PROBE_TIMEOUT_S = 2.0
+STARTUP_OUTPUT_S = 2.0  # how often a starting run's output is looked at for growth
 MAX_SCAN_CHUNK = 1024 * 1024
 MAX_BUSY_BODY = 8 * 1024 * 1024  # ComfyUI's /queue carries whole workflows
 
@@ -147,7 +148,7 @@ class Prober(threading.Thread):
         interval: float,
         timeout: float,
         log_paths: list[Path],
-        report: Callable[[Ready | Probe], None],
+        report: Callable[[Ready | Probe | StartupOutput], None],
     ) -> None:
         super().__init__(name=f"prober-{run_id}", daemon=True)
         self.run_id = run_id
@@ -221,8 +222,15 @@ class Prober(threading.Thread):
         pattern = self.spec.ready_pattern
         scanner = ReadyLineScanner(self.log_paths, pattern) if pattern else None
         health = self.spec.health_url
-        next_probe = time.monotonic()
+        next_probe = next_output = time.monotonic()
+        written = self._output_bytes()
         while not self._halt.is_set():
+            if time.monotonic() >= next_output:  # output while starting is progress
+                next_output = time.monotonic() + min(STARTUP_OUTPUT_S, self.interval)
+                now_written = self._output_bytes()
+                if now_written > written:
+                    written = now_written
+                    self.report(StartupOutput(self.run_id, written))
             if scanner is not None:
                 match = scanner.poll()
                 if match:
