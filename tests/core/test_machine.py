@@ -201,7 +201,7 @@ def test_output_while_starting_is_progress_until_it_stops(make_settings):
     r.wait(5)
     assert r.events()[-2:] == ["startup_timeout", "stopping"]
     reason = r.journal("startup_timeout")[-1].fields["reason"]
-    assert reason == "not ready, and no new output for startup_timeout_s=5"
+    assert reason == "not ready within startup_timeout_s=5 of its last output"
 
 
 def test_output_never_extends_a_start_past_startup_max_s(make_settings):

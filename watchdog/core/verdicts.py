@@ -56,7 +56,7 @@ def startup_timeout(run: RunView, now: float) -> Failure | None:
     if now - run.waiting_since >= w.startup_max_s:
         reason = f"not ready within startup_max_s={w.startup_max_s:g}"
     elif run.output_mono > run.waiting_since:
-        reason = f"not ready, and no new output for startup_timeout_s={w.startup_timeout_s:g}"
+        reason = f"not ready within startup_timeout_s={w.startup_timeout_s:g} of its last output"
     else:
         reason = f"not ready within startup_timeout_s={w.startup_timeout_s:g}"
     return Failure("startup_timeout", reason, False, "startup timeout", tails=3)
