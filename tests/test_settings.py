@@ -184,3 +184,35 @@ def test_cli_refuses_bad_settings_and_starts_nothing(tmp_path):
 def test_cli_missing_settings_file(tmp_path):
     proc = run_app("--settings", str(tmp_path / "nope.json"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr
+
+
+def test_near_misses_are_named_with_what_was_meant(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(
+        json.dumps({"watch": {"startup_timout_s": 5}, "frameworks": {"d": {"preset": "demoo"}}})
+    )
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    text = str(err.value)
+    assert "watch.startup_timout_s: unknown key (did you mean 'startup_timeout_s'?)" in text
+    assert "frameworks.d.preset: unknown preset 'demoo' (did you mean 'demo'?)" in text
+    path.write_text(
+        json.dumps({"frameworks": {"demo": {"preset": "demo"}}, "default_framework": "dmeo"})
+    )
+    with pytest.raises(
+        SettingsError, match=r"'dmeo' is not defined in frameworks \(did you mean 'demo'\?\)"
+    ):
+        load_settings(path)
+
+
+def test_a_mistake_in_the_local_override_names_that_file(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"frameworks": {"demo": {"preset": "demo"}}}))
+    (tmp_path / "settings.local.json").write_text(
+        json.dumps({"frameworks": {"demo": {"comand": "x"}}, "server": {"port": 5}})
+    )
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    text = str(err.value)
+    assert "(in settings.local.json) frameworks.demo.comand: unknown key" in text
+    assert "did you mean 'command'?" in text

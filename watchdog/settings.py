@@ -10,11 +10,13 @@ reading a traceback::
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -109,7 +111,10 @@ class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
     def _known_preset(cls, value: str | None) -> str | None:
         if value is not None and value not in PRESETS and value != CUSTOM:
             known = ", ".join(sorted([*PRESETS, CUSTOM]))
-            raise ValueError(f"unknown preset {value!r} (known: {known})")
+            raise ValueError(
+                f"unknown preset {value!r}{did_you_mean(value, [*PRESETS, CUSTOM])}"
+                f" (known: {known})"
+            )
         return value
 
     @field_validator("ready_pattern")
@@ -279,6 +284,7 @@ class Settings(_Strict):
         if self.default_framework not in self.frameworks:
             raise SettingsError(
                 f"default_framework: {self.default_framework!r} is not defined in frameworks"
+                f"{did_you_mean(self.default_framework, self.frameworks)}"
                 f" (defined: {', '.join(self.frameworks)})"
             )
 
@@ -312,17 +318,56 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(error: dict[str, Any]) -> str:
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'startup_timeout_s'?)`` for a near miss, else ``""``."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a settings object accepts where ``loc`` points (its last part is the
+    unknown key): the fields of that model, walking dicts of models by their key."""
+    model: Any = Settings
+    parts = list(loc[:-1])
+    while parts:
+        info = model.model_fields.get(str(parts.pop(0)))
+        if info is None:
+            return []
+        kind = info.annotation
+        if get_origin(kind) is dict:  # frameworks.<name>: skip the name
+            kind = get_args(kind)[1]
+            if parts:
+                parts.pop(0)
+        models = [k for k in (get_args(kind) or (kind,)) if isinstance(k, type)]
+        kind = next((k for k in models if issubclass(k, BaseModel)), None)
+        if kind is None:
+            return []
+        model = kind
+    return list(model.model_fields)
+
+
+def _describe(error: dict[str, Any], owner: str = "") -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if error["type"] == "extra_forbidden":
-        message = "unknown key"
+        loc = tuple(error["loc"])
+        message = "unknown key" + did_you_mean(str(loc[-1]), _keys_at(loc))
     elif "input" in error and error["type"] not in ("missing",):
         shown = json.dumps(error["input"], default=str)
         message += f" (got {shown[:60]}{'…' if len(shown) > 60 else ''})"
-    return f"{path}: {message}"
+    return f"{owner}{path}: {message}"
+
+
+def _holds(data: dict[str, Any] | None, loc: tuple[Any, ...]) -> bool:
+    """Whether ``data`` has the value at ``loc`` (which of two files holds a mistake)."""
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or str(part) not in node:
+            return False
+        node = node[str(part)]
+    return True
 
 
 def local_override_path(path: Path) -> Path:
@@ -330,11 +375,22 @@ def local_override_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.local{path.suffix or '.json'}")
 
 
-def parse_settings(data: dict[str, Any], base_dir: Path, source: str) -> Settings:
+def parse_settings(
+    data: dict[str, Any],
+    base_dir: Path,
+    source: str,
+    local: tuple[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """``local``: the override file's name and data, to say which file holds a mistake."""
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(e) for e in exc.errors()]
+        lines = []
+        for e in exc.errors():
+            owner = ""
+            if local is not None:
+                owner = f"(in {local[0]}) " if _holds(local[1], tuple(e["loc"])) else ""
+            lines.append(_describe(e, owner))
         raise SettingsError(f"{source}: " + "\n  ".join(lines)) from None
     settings._base_dir = base_dir
     settings._source = source
@@ -357,7 +413,10 @@ def load_settings(path: Path | None) -> Settings:
     data = _read_json(path)
     source = str(path)
     local = local_override_path(path)
+    override = None
     if local.exists():
-        data = _merge(data, _read_json(local))
+        local_data = _read_json(local)
+        data = _merge(data, local_data)
         source = f"{path} + {local.name}"
-    return parse_settings(data, path.parent, source)
+        override = (local.name, local_data)
+    return parse_settings(data, path.parent, source, override)

@@ -288,6 +288,8 @@ def test_unknown_framework_changes_nothing(make_settings, supervise):
     before = sup.wait_for(running, timeout=10)
     with pytest.raises(UnknownFramework, match=r"unknown framework .nope.*known: demo"):
         sup.switch("nope")
+    with pytest.raises(UnknownFramework, match=r"'dmeo' \(did you mean 'demo'\?\)"):
+        sup.switch("dmeo")
     with pytest.raises(UnknownFramework):
         sup.start("../../etc/passwd")
     after = sup.status()

@@ -185,7 +185,10 @@ class FrameworkSpec:
     def missing(self) -> str | None:
         """Why this framework cannot start here ("not installed"), or None if it can."""
         if self.cwd is not None and not self.cwd.is_dir():
-            return f"not installed: {self.cwd} does not exist"
+            return (
+                f"not installed: {self.cwd} does not exist (installed elsewhere? set"
+                f' "frameworks": {{"{self.name}": {{"cwd": "…"}}}} in settings.local.json)'
+            )
         exe = self.command[0] if self.command else ""
         if "/" in exe:
             path = Path(exe) if Path(exe).is_absolute() else (self.cwd or Path.cwd()) / exe

@@ -37,7 +37,7 @@ from ..core.snapshot import snapshot
 from ..core.states import State
 from ..core.status import Status
 from ..monitor.gpu import GpuReader
-from ..settings import Settings
+from ..settings import Settings, did_you_mean
 from . import teardown
 from .events import EventLog
 from .leftovers import Leftovers
@@ -193,7 +193,8 @@ class Supervisor:
     def _command(self, kind: str, name: str | None, requested_by: str, force: bool) -> Status:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
-            raise UnknownFramework(f"unknown framework {name!r:.80} (known: {known})")
+            hint = did_you_mean(name, self.settings.frameworks)
+            raise UnknownFramework(f"unknown framework {name!r:.80}{hint} (known: {known})")
         if name is not None:
             missing = self.settings.framework(name).missing()
             if missing:
