@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import ROOT, run_app
+from conftest import ROOT, pid_alive, run_app, wait_journal
 
-from watchdog.autostart import BEGIN
+from watchdog.autostart import BEGIN, END, systemd_quote
 
 
 def test_systemd_unit_installs_idempotently_and_uninstalls(tmp_path, write_settings):
@@ -77,3 +80,46 @@ def test_unit_passes_systemd_analyze_verify(tmp_path, write_settings):
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "sd-watchdog" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("user", ["nosuchuser-sdw", ""])
+def test_an_unknown_or_empty_user_is_refused(tmp_path, write_settings, user):
+    settings = write_settings()
+    for kind in ((), ("--rc-local",)):
+        proc = run_app(
+            "install-autostart", *kind, "--root", str(tmp_path), "--settings", str(settings),
+            "--user", user,
+        )  # fmt: skip
+        assert proc.returncode == 2 and "no such user" in proc.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_exec_start_is_quoted_the_systemd_way():
+    assert systemd_quote("/opt/sd watchdog/app.py") == '"/opt/sd watchdog/app.py"'
+    assert systemd_quote("50%") == "50%%" and systemd_quote("$HOME") == "$$HOME"
+    assert systemd_quote('a"b') == '"a\\"b"'
+
+
+def test_the_rc_local_block_starts_the_watchdog_from_a_fresh_clone(tmp_path, write_settings):
+    """rc.local runs its block with sh as root at boot: here, the block alone, on
+    settings whose logs folder does not exist yet."""
+    settings = write_settings()
+    logs = settings.parent / "logs"
+    assert not logs.exists()
+    args = ("install-autostart", "--rc-local", "--root", str(tmp_path), "--settings", str(settings))
+    assert run_app(*args).returncode == 0
+    text = (tmp_path / "etc/rc.local").read_text()
+    block = text[text.index(BEGIN) : text.index(END)]
+    subprocess.run(["sh", "-c", block], check=True, timeout=30)
+    try:
+        wait_journal(logs, "watchdog_start", timeout=30)
+        assert (logs / "watchdog.out").exists()
+    finally:
+        pids = [int(p) for p in subprocess.run(
+            ["pgrep", "-f", f"app.py --settings {settings}"], capture_output=True, text=True
+        ).stdout.split()]  # fmt: skip
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)

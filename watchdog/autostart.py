@@ -37,8 +37,27 @@ class Launch:
     user: str | None = None
 
     @property
+    def argv(self) -> list[str]:
+        return [str(self.python), str(self.app), *self.args]
+
+    @property
     def command(self) -> str:
-        return shlex.join([str(self.python), str(self.app), *self.args])
+        """For a POSIX shell (rc.local)."""
+        return shlex.join(self.argv)
+
+    @property
+    def exec_start(self) -> str:
+        """For systemd, whose quoting is its own: ``%`` is a specifier and ``$`` a
+        variable unless doubled, and only double quotes group words."""
+        return " ".join(systemd_quote(a) for a in self.argv)
+
+
+def systemd_quote(word: str) -> str:
+    """One word of an ``ExecStart=`` line, taken literally by systemd."""
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if escaped and not any(c in escaped for c in " \t\"'\\;"):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _under(root: Path, path: str) -> Path:
@@ -56,8 +75,8 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-{user}WorkingDirectory={launch.workdir}
-ExecStart={launch.command}
+{user}WorkingDirectory={str(launch.workdir).replace("%", "%%")}
+ExecStart={launch.exec_start}
 Restart=always
 RestartSec=3
 # Only the watchdog gets SIGTERM on stop; it stops the framework itself. A crashed
@@ -95,12 +114,16 @@ def install_systemd(root: Path, launch: Launch) -> list[Path]:
 
 
 def rc_local_block(launch: Launch, log_file: Path) -> str:
-    return (
-        f"{BEGIN}\n"
-        f"cd {shlex.quote(str(launch.workdir))} && "
-        f"nohup {launch.command} >> {shlex.quote(str(log_file))} 2>&1 &\n"
-        f"{END}\n"
+    """rc.local runs as root, before any login: the log's folder is made first (a
+    fresh clone has none), and with ``user`` the watchdog runs as that user (``su``
+    gives it that user's HOME, so ``~`` in the settings is theirs)."""
+    q = shlex.quote
+    run = (
+        f"mkdir -p {q(str(log_file.parent))} && cd {q(str(launch.workdir))} && "
+        f"exec nohup {launch.command} >> {q(str(log_file))} 2>&1"
     )
+    line = f"su -s /bin/sh {q(launch.user)} -c {q(run)} &" if launch.user else f"({run}) &"
+    return f"{BEGIN}\n{line}\n{END}\n"
 
 
 def _without_block(text: str) -> str:

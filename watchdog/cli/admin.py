@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import pwd
 import shlex
 import sys
 from pathlib import Path
@@ -55,6 +56,15 @@ def autostart(args: argparse.Namespace, install: bool) -> int:
             print(f"removed {path}")
         print("nothing to remove" if not removed else "the watchdog no longer starts at boot")
         return 0
+    if args.user is not None:
+        try:
+            pwd.getpwnam(args.user)
+        except (KeyError, ValueError):
+            print(
+                f"sd-watchdog: --user {args.user!r}: no such user on this machine",
+                file=sys.stderr,
+            )
+            return EXIT_SETTINGS
     try:
         settings = settings_from(args.settings)
         creds = load_credentials(settings.auth_path)

@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rc-local", action="store_true", help="an /etc/rc.local entry instead")
     c.add_argument("--public-host", action="store_true", default=argparse.SUPPRESS)
     c.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port of the page")
-    c.add_argument("--user", help="run as this user (systemd only)")
+    c.add_argument("--user", help="run as this user (it must exist; rc.local runs it with su)")
     c = command("uninstall-autostart", "remove the systemd unit or the rc.local entry")
     c.add_argument("--root", type=Path, default=Path("/"), help="write under this prefix")
     return p
