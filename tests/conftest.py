@@ -44,6 +44,7 @@ STATUS_KEYS = frozenset(
         "restarts",
         "last_exit",
         "APP_CMD",
+        "command",  # the same, snake_case
         "frameworks",
     }
 )

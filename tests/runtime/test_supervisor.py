@@ -43,7 +43,7 @@ def test_start_becomes_running_on_ready_line(make_settings, supervise):
     assert spawn["requested_by"] == "boot"
     assert requests.get(f"{status.url}/internal/ping", timeout=2).json() == {}
     info = status.to_dict()
-    assert info.keys() >= STATUS_KEYS
+    assert info.keys() >= STATUS_KEYS and info["command"] == info["APP_CMD"]
     assert info["frameworks"] == ["demo"] and info["state"] == "RUNNING"
 
 

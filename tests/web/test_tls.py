@@ -7,11 +7,13 @@ import asyncio
 import base64
 import hashlib
 import re
+import socket
 import ssl
 import stat
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import trustme
@@ -112,10 +114,13 @@ def test_self_signed_certificate_made_once_kept_and_its_fingerprint_printed(
     assert cert.read_bytes() == made, "kept, not made again: the fingerprint stays the same"
 
 
-def test_public_host_without_tls_warns(app, write_settings, tmp_path):
+def test_public_host_without_tls_warns_and_names_the_addresses_it_serves(
+    app, write_settings, tmp_path
+):
     settings = write_settings(frameworks={"demo": demo()})
     set_password(settings)
-    a = app(settings, free_port(), "--public-host")
+    port = free_port()
+    a = app(settings, port, "--public-host")
     a.wait_page()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -124,6 +129,15 @@ def test_public_host_without_tls_warns(app, write_settings, tmp_path):
             break
         time.sleep(0.2)
     assert "clear text" in log
+    assert f"control page: http://127.0.0.1:{port}/" in log
+    ours = [
+        e.address
+        for entries in psutil.net_if_addrs().values()
+        for e in entries
+        if e.family == socket.AF_INET and not e.address.startswith("127.")
+    ]
+    for address in ours:  # not only loopback: where a browser really finds it
+        assert f"control page: http://{address}:{port}/" in log
 
 
 def test_missing_certificate_files_or_a_wrong_tls_value_say_so(write_settings):

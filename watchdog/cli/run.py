@@ -21,7 +21,7 @@ from ..runtime import reaper
 from ..runtime.front import FrontKeeper, FrontWatch, bind_page
 from ..runtime.instance_lock import AlreadyRunning, InstanceLock
 from ..runtime.service import Service
-from ..runtime.tls import TlsError, certificate
+from ..runtime.tls import TlsError, certificate, machine_addresses
 from ..settings import Settings, SettingsError
 from ..web.auth import CredentialsError, load_credentials
 from ..web.config import FrontConfig
@@ -139,14 +139,17 @@ def run(args: argparse.Namespace) -> int:
             shown = f"[{shown}]" if ":" in shown else shown
             service.door_url = f"{scheme}://{shown}:{keeper.app_port}/"
             keeper.start()
-            log.info(
-                "control page: %s://%s:%d/ (%s); the framework: %s",
-                scheme,
-                shown,
-                keeper.port,
-                "password required" if creds else "no password: this machine only",
-                service.door_url,
-            )
+            for address in served_addresses(host):
+                log.info(
+                    "control page: %s://%s:%d/ (%s); the framework: %s://%s:%d/",
+                    scheme,
+                    address,
+                    keeper.port,
+                    "password required" if creds else "no password: this machine only",
+                    scheme,
+                    address,
+                    keeper.app_port,
+                )
             if cert:
                 log.info(
                     "TLS certificate %s%s: %s",
@@ -170,6 +173,16 @@ def run(args: argparse.Namespace) -> int:
         reaping.stop()
         lock.release()
     return 0
+
+
+def served_addresses(host: str) -> list[str]:
+    """Where a browser finds the page: the bound address, or for 0.0.0.0 (and ::)
+    loopback and every address of this machine's interfaces."""
+    if host not in ("0.0.0.0", "::", ""):
+        return [f"[{host}]" if ":" in host else host]
+    _, addresses = machine_addresses()
+    ipv4 = [a for a in addresses if "." in a and a != "127.0.0.1"]
+    return ["127.0.0.1", *ipv4]
 
 
 def front_watch(settings: Settings) -> FrontWatch:

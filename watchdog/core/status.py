@@ -103,7 +103,8 @@ class Status:
             "spawned_secs_ago": round(now - self.spawned_at, 1) if self.spawned_at else None,
             "restarts": self.restarts,
             "last_exit": self.last_exit.to_dict() if self.last_exit else None,
-            "APP_CMD": self.app_cmd,
+            "APP_CMD": self.app_cmd,  # the original sd-watchdog's name; scripts read it
+            "command": self.app_cmd,
             "frameworks": list(self.frameworks),
             "run_id": self.run_id,
             "run_framework": self.run_framework,
