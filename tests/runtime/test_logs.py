@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import demo, events, running
 
-from watchdog.runtime.logs import LogStore, clean_line, tail_lines
+from watchdog.runtime.logs import clean_line, tail_lines
+from watchdog.runtime.logstore import LogStore
 
 
 def test_tail_of_a_1gb_log_takes_milliseconds(tmp_path):
@@ -124,3 +128,54 @@ def test_a_10_mb_line_is_cut_for_display_and_the_lines_before_it_still_come(tmp_
     with open(log, "ab") as fh:  # and in the middle of the file
         fh.write(b"\nafter\n")
     assert tail_lines(log, 3)[0] == "line 4" and tail_lines(log, 3)[-1] == "after"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MB tmpfs: a disk that can really fill up (needs root's mount)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()[:100]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_rotation_on_a_nearly_full_disk_truncates_and_recovers(small_disk):
+    journal: list[tuple[str, dict]] = []
+    store = LogStore(small_disk, max_bytes=8 << 20, keep_runs=5, max_total_bytes=1 << 30)
+    store.journal = lambda event, **fields: journal.append((event, fields))
+    logs = store.new_run("20261127-000000-000-demo")
+    out, _ = store.open_for_child(logs)  # the framework's end, O_APPEND
+    filler = small_disk / "filler"
+    out.write(b"x" * (6 << 20))
+    with open(filler, "wb") as fh:  # leave about 3 MB free
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        fh.write(b"\0" * (free - (3 << 20)))
+    store.set_live(logs)
+    try:
+        deadline = time.monotonic() + 10
+        while logs.stdout.stat().st_size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert logs.stdout.stat().st_size == 0, "truncated without a copy"
+        assert not list(store.runs_dir.glob("*.tmp")), "no half copy left"
+        assert [e for e, _ in journal] == ["log_truncated"]
+        assert "older lines lost" in journal[0][1]["reason"]
+        out.write(b"y" * (5 << 20))  # still short of room: no second journal line
+        time.sleep(1)
+        filler.unlink()  # room again
+        out.write(b"z" * (5 << 20))
+        rotated = Path(str(logs.stdout) + ".1")
+        deadline = time.monotonic() + 40  # retries back off up to 30 s
+        while not rotated.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rotated.exists() and rotated.stat().st_size > 0, "a copy again"
+        assert store.error is None and [e for e, _ in journal] == ["log_truncated"]
+    finally:
+        store.close()
+        out.close()

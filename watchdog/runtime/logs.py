@@ -1,4 +1,5 @@
-"""Per-run log files: naming, fast tail, rotation, pruning, clean-up for display.
+"""Per-run log files: naming, fast tail, clean-up for display (``logstore.py`` writes,
+rotates and prunes them).
 
 A framework writes straight into ``<logs.dir>/runs/<run_id>.stdout.log`` and
 ``.stderr.log`` (no pipe through us), so reading is always from files. A tail reads
@@ -14,14 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from .private import opener
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +29,6 @@ MAX_TAIL_LINES = 10_000
 # A longer line is shown by its end, behind a marker (a progress bar that never
 # printed a newline, a base64 image in a log): reading past it stays cheap.
 MAX_LINE_BYTES = 16 * 1024
-# A file is checked every ROTATE_CHECK_S while it grows, and ever less often (up to
-# ROTATE_QUIET_S) while it does not: four looks a second at a quiet log were most of
-# an idle watchdog's CPU.
-ROTATE_CHECK_S = 0.25
-ROTATE_QUIET_S = 2.0
 
 _ANSI = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
@@ -211,170 +202,3 @@ class RunLogs:
     run_id: str
     stdout: Path
     stderr: Path
-
-
-class LogStore:
-    """Owns ``<dir>/runs``: creates run files, rotates the live run, prunes old runs.
-
-    Rotation is copy-then-truncate: the child holds its files open with O_APPEND, so
-    after a truncate it simply continues at offset 0. Output written in the
-    microseconds between the copy and the truncate can be lost (as with logrotate's
-    ``copytruncate``); that is the price of never putting a pipe between the
-    framework and its log.
-    """
-
-    def __init__(
-        self, directory: Path, max_bytes: int, keep_runs: int, max_total_bytes: int
-    ) -> None:
-        self.dir = directory
-        self.runs_dir = directory / "runs"
-        self.max_bytes = max_bytes
-        self.keep_runs = keep_runs
-        self.max_total_bytes = max_total_bytes
-        self.error: str | None = None
-        self._live: RunLogs | None = None
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- run files -------------------------------------------------------------
-
-    def new_run(self, run_id: str) -> RunLogs:
-        logs = RunLogs(
-            run_id,
-            self.runs_dir / f"{run_id}.stdout.log",
-            self.runs_dir / f"{run_id}.stderr.log",
-        )
-        self.prune(keep=logs)
-        return logs
-
-    def open_for_child(self, logs: RunLogs) -> tuple[BinaryIO, BinaryIO]:
-        """Append-mode files for the child's stdout/stderr; /dev/null if the disk says no.
-
-        Failing logs must never stop a framework from running: we record the error
-        (shown in status) and run it with its output discarded.
-        """
-        try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            out = open(logs.stdout, "ab", buffering=0, opener=opener)  # noqa: SIM115 (handed to the child)
-            try:
-                err = open(logs.stderr, "ab", buffering=0, opener=opener)  # noqa: SIM115
-            except OSError:
-                out.close()
-                raise
-            self.error = None
-            return out, err
-        except OSError as exc:
-            self.error = f"cannot write run logs in {self.runs_dir}: {exc.strerror or exc}"
-            log.error("%s; the framework's output is discarded", self.error)
-            return open(os.devnull, "ab"), open(os.devnull, "ab")
-
-    def run_ids(self) -> list[str]:
-        """Runs with files on disk, oldest first (run ids sort by time)."""
-        try:
-            names = os.listdir(self.runs_dir)
-        except OSError:
-            return []
-        ids = {n.split(".", 1)[0] for n in names if ".std" in n}
-        return sorted(ids)
-
-    def _run_bytes(self, run_id: str) -> int:
-        total = 0
-        for name in os.listdir(self.runs_dir):
-            if name.startswith(run_id + "."):
-                try:
-                    total += (self.runs_dir / name).stat().st_blocks * 512
-                except OSError:
-                    pass
-        return total
-
-    def prune(self, keep: RunLogs | None = None) -> list[str]:
-        """Delete the oldest runs beyond ``keep_runs`` or ``max_total_bytes``."""
-        with self._lock:
-            ids = [r for r in self.run_ids() if keep is None or r != keep.run_id]
-            live = self._live.run_id if self._live else None
-            # The new run (keep) counts as one of keep_runs.
-            budget_runs = self.keep_runs - (1 if keep else 0)
-            removed: list[str] = []
-            sizes = {r: self._run_bytes(r) for r in ids}
-            total = sum(sizes.values())
-            for run_id in ids:
-                if run_id == live:
-                    continue
-                too_many = len(ids) - len(removed) > budget_runs
-                too_big = total > self.max_total_bytes
-                if not (too_many or too_big):
-                    break
-                for name in os.listdir(self.runs_dir):
-                    if name.startswith(run_id + "."):
-                        try:
-                            (self.runs_dir / name).unlink()
-                        except OSError as exc:
-                            log.warning("cannot delete old log %s: %s", name, exc)
-                total -= sizes[run_id]
-                removed.append(run_id)
-            return removed
-
-    # -- rotation of the live run -------------------------------------------------
-
-    @property
-    def live(self) -> RunLogs | None:
-        return self._live
-
-    def set_live(self, logs: RunLogs | None) -> None:
-        """The run whose files the rotator watches (None: nothing is running)."""
-        with self._lock:
-            self._live = logs
-        self._wake.set()
-        if logs is not None and self._thread is None:
-            self._thread = threading.Thread(
-                target=self._rotate_loop, name="log-rotator", daemon=True
-            )
-            self._thread.start()
-
-    def close(self) -> None:
-        self._closed.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _rotate_loop(self) -> None:
-        limit = max(1, self.max_bytes // 2)
-        every, sizes = ROTATE_CHECK_S, (-1, -1)
-        while not self._closed.is_set():
-            with self._lock:
-                live = self._live
-            if live is None:
-                # Nothing to watch: sleep until a run starts.
-                self._wake.wait()
-                self._wake.clear()
-                continue
-            now = (self._check(live.stdout, limit), self._check(live.stderr, limit))
-            every = min(every * 2, ROTATE_QUIET_S) if now == sizes else ROTATE_CHECK_S
-            sizes = now
-            self._closed.wait(every)
-
-    def _check(self, path: Path, limit: int) -> int:
-        """Rotate ``path`` if it passed ``limit``; its size (-1: unknown)."""
-        try:
-            size = path.stat().st_size
-            if size > limit:
-                self.rotate(path)
-            return size
-        except FileNotFoundError:
-            return -1
-        except OSError as exc:
-            self.error = f"cannot rotate {path.name}: {exc.strerror or exc}"
-            return -1
-
-    def rotate(self, path: Path) -> None:
-        """Move the current contents of ``path`` to ``path.1`` and empty ``path``."""
-        old = rotated_path(path)
-        tmp = old.with_name(old.name + ".tmp")
-        with open(path, "rb") as src, open(tmp, "wb", opener=opener) as dst:
-            shutil.copyfileobj(src, dst, 1024 * 1024)
-            # Whatever arrived while copying, right before the truncate.
-            shutil.copyfileobj(src, dst, 1024 * 1024)
-            os.truncate(path, 0)
-        os.replace(tmp, old)

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..core.messages import AdoptedRun, Exited, Message, Spawned, SpawnFailed
 from ..frameworks.presets import FrameworkSpec
 from ..settings import Settings, WatchSettings
-from .logs import LogStore, RunLogs, tail_lines
+from .logs import RunLogs, tail_lines
+from .logstore import LogStore
 from .oom import killed_by_oom, oom_kills
 from .ports import local_port, port_holder, port_in_use
 from .probes import Prober

@@ -41,7 +41,8 @@ from ..settings import Settings, did_you_mean
 from . import teardown
 from .events import EventLog
 from .leftovers import Leftovers
-from .logs import LogStore, RunLogs, tail_lines
+from .logs import RunLogs, tail_lines
+from .logstore import LogStore
 from .runs import Run, RunIds, adopt_run, spawn_run
 from .statefile import RunRecord, StateFile
 
@@ -77,6 +78,7 @@ class Supervisor:
             settings.logs.max_total_bytes,
         )
         self.events = EventLog(logs_dir / "events.jsonl")
+        self.logs.journal = self.events.write
         self.statefile = StateFile(logs_dir / "state.json")
         self.home = str(logs_dir.resolve())
         self.machine = Machine(settings, watching=watch)
