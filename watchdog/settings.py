@@ -10,13 +10,10 @@ reading a traceback::
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
-import json
 import re
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,12 +26,9 @@ from pydantic import (
 )
 
 from .frameworks.presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
+from .settings_text import SettingsError, describe, did_you_mean, holds, merge, read_json
 
 FRAMEWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class SettingsError(Exception):
-    """A settings file that cannot be used; the message is meant for the user as is."""
 
 
 class _Strict(BaseModel):
@@ -289,87 +283,6 @@ class Settings(_Strict):
             )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(
-            f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
-        ) from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: the top level must be a JSON object {{...}}")
-    return data
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Objects merge key by key; anything else in ``override`` replaces."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def did_you_mean(word: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'startup_timeout_s'?)`` for a near miss, else ``""``."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _keys_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys a settings object accepts where ``loc`` points (its last part is the
-    unknown key): the fields of that model, walking dicts of models by their key."""
-    model: Any = Settings
-    parts = list(loc[:-1])
-    while parts:
-        info = model.model_fields.get(str(parts.pop(0)))
-        if info is None:
-            return []
-        kind = info.annotation
-        if get_origin(kind) is dict:  # frameworks.<name>: skip the name
-            kind = get_args(kind)[1]
-            if parts:
-                parts.pop(0)
-        models = [k for k in (get_args(kind) or (kind,)) if isinstance(k, type)]
-        kind = next((k for k in models if issubclass(k, BaseModel)), None)
-        if kind is None:
-            return []
-        model = kind
-    return list(model.model_fields)
-
-
-def _describe(error: dict[str, Any], owner: str = "") -> str:
-    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if error["type"] == "extra_forbidden":
-        loc = tuple(error["loc"])
-        message = "unknown key" + did_you_mean(str(loc[-1]), _keys_at(loc))
-    elif "input" in error and error["type"] not in ("missing",):
-        shown = json.dumps(error["input"], default=str)
-        message += f" (got {shown[:60]}{'…' if len(shown) > 60 else ''})"
-    return f"{owner}{path}: {message}"
-
-
-def _holds(data: dict[str, Any] | None, loc: tuple[Any, ...]) -> bool:
-    """Whether ``data`` has the value at ``loc`` (which of two files holds a mistake)."""
-    node: Any = data
-    for part in loc:
-        if not isinstance(node, dict) or str(part) not in node:
-            return False
-        node = node[str(part)]
-    return True
-
-
 def local_override_path(path: Path) -> Path:
     """``settings.json`` → ``settings.local.json`` beside it."""
     return path.with_name(f"{path.stem}.local{path.suffix or '.json'}")
@@ -389,8 +302,8 @@ def parse_settings(
         for e in exc.errors():
             owner = ""
             if local is not None:
-                owner = f"(in {local[0]}) " if _holds(local[1], tuple(e["loc"])) else ""
-            lines.append(_describe(e, owner))
+                owner = f"(in {local[0]}) " if holds(local[1], tuple(e["loc"])) else ""
+            lines.append(describe(Settings, e, owner))
         raise SettingsError(f"{source}: " + "\n  ".join(lines)) from None
     settings._base_dir = base_dir
     settings._source = source
@@ -410,13 +323,13 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return parse_settings({}, Path.cwd(), "built-in defaults")
     path = path.expanduser().absolute()
-    data = _read_json(path)
+    data = read_json(path)
     source = str(path)
     local = local_override_path(path)
     override = None
     if local.exists():
-        local_data = _read_json(local)
-        data = _merge(data, local_data)
+        local_data = read_json(local)
+        data = merge(data, local_data)
         source = f"{path} + {local.name}"
         override = (local.name, local_data)
     return parse_settings(data, path.parent, source, override)
