@@ -205,8 +205,9 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             "watch": {**FAST_WATCH, **(watch or {})},
             "logs": {"dir": "logs", **(logs or {})},
             "metrics": {"interval_s": 0.5, **(metrics or {})},
-            # The door on an ephemeral port: tests run beside a real watchdog on 5006.
-            "server": {"app_port": 0, **(server or {})},
+            # The page and the door on ephemeral ports unless a test names them: the
+            # suite runs beside a user's own watchdog on 5005 and 5006.
+            "server": {"port": 0, "app_port": 0, **(server or {})},
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))
