@@ -7,7 +7,7 @@ from conftest import demo, free_port, running
 from watchdog.core.states import State
 from watchdog.core.status import Status
 from watchdog.runtime.logs import latest_line
-from watchdog.web.cards import public_url, status_card
+from watchdog.web.cards import ago, public_url, status_card
 
 
 def card(status: Status, page_host: str | None = None) -> str:
@@ -60,3 +60,23 @@ def test_public_url():
     assert public_url("http://127.0.0.1:7860", None) == "http://127.0.0.1:7860"
     assert public_url("https://sd.example.com", "x:5005") == "https://sd.example.com"
     assert public_url(None, "x") is None
+
+
+def test_the_card_shows_only_its_own_frameworks_last_exit(make_settings, supervise):
+    sup = supervise(
+        make_settings(frameworks={"broken": demo(None, "--crash-after", "0.3"), "ok": demo()},
+                      default="broken", watch={"max_restarts": 1})
+    )  # fmt: skip
+    sup.wait_for(lambda s: s.state.value == "FATAL", timeout=20)
+    info = sup.status().to_dict()
+    assert info["last_exit"]["framework"] == "broken"
+    assert "last exit" in status_card(info) and " ago</span>" in status_card(info)
+    sup.switch("ok", requested_by="api")
+    ok = sup.wait_for(lambda s: running(s) and s.framework == "ok", timeout=20)
+    assert "last exit" not in status_card(ok.to_dict()), "broken's exit is not ok's story"
+
+
+def test_ago_reads_like_a_person_and_keeps_what_it_cannot_read():
+    assert ago("2026-11-27T14:04:30.000Z", now=1795788300.0) == "30 s ago"
+    assert ago("2026-11-27T12:00:00.000Z", now=1795788300.0) == "2 h 5 min ago"
+    assert ago("not a time") == "not a time"

@@ -32,7 +32,8 @@ def stopped(lv: Leaving, msg: Exited, now: float, wall: float) -> ExitReport:
     uptime = round(lv.run.uptime(now), 3)
     fields = {"exit_code": code, "signal": sig, "reason": words, "uptime_s": uptime}
     event = ("exit", {**lv.run.ids(), **fields, "requested_by": lv.requested_by})
-    return ExitReport(ExitInfo(code, sig, words, iso(wall), msg.run_id, lv.run.pid), (event,), None)
+    info = ExitInfo(code, sig, words, iso(wall), msg.run_id, lv.run.pid, lv.run.framework)
+    return ExitReport(info, (event,), None)
 
 
 def ended(run: RunView, msg: Exited, now: float, wall: float) -> ExitReport:
@@ -42,7 +43,7 @@ def ended(run: RunView, msg: Exited, now: float, wall: float) -> ExitReport:
     if msg.restart_asked:
         why = "restart requested by the framework"
         asked = {"requested_by": "framework", "reason": "the framework asked to be restarted"}
-        info = ExitInfo(code, sig, why, iso(wall), run.run_id, run.pid)
+        info = ExitInfo(code, sig, why, iso(wall), run.run_id, run.pid, run.framework)
         return ExitReport(info, (("exit", {**common, **asked}),), None)
     cause = crash_cause(msg.returncode, msg.stderr_tail, msg.oom_killed)
     words = f"{words}: {cause}" if cause else words
@@ -51,5 +52,5 @@ def ended(run: RunView, msg: Exited, now: float, wall: float) -> ExitReport:
         ("exit", {**common, "reason": words, "requested_by": "watch"}),
         ("crash", {**common, **crash}),
     )
-    info = ExitInfo(code, sig, words, iso(wall), run.run_id, run.pid)
+    info = ExitInfo(code, sig, words, iso(wall), run.run_id, run.pid, run.framework)
     return ExitReport(info, events, f"crash: {words}")

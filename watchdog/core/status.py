@@ -31,9 +31,11 @@ class ExitInfo:
     time: str
     run_id: str
     pid: int
+    framework: str = ""  # whose exit: the card shows it only beside that framework
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "framework": self.framework,
             "code": self.code,
             "signal": self.signal,
             "reason": self.reason,

@@ -8,6 +8,8 @@ the same whichever door the data came through. Every value from outside is escap
 from __future__ import annotations
 
 import html
+import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +56,26 @@ CSS = """
             border-bottom: 1px solid #e5e7eb; }
 .sdw-ours { background: #16a34a18; }
 """
+
+
+def ago(stamp: str, now: float | None = None) -> str:
+    """``"2026-11-27T14:02:00.000Z"`` → ``"3 min ago"`` (the stamp itself if unreadable).
+
+    >>> ago("2026-11-27T14:02:00.000Z", now=1795788300.0)
+    '3 min ago'
+    """
+    try:
+        then = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return stamp
+    secs = max(0, int((time.time() if now is None else now) - then))
+    if secs < 60:
+        return f"{secs} s ago"
+    if secs < 3600:
+        return f"{secs // 60} min ago"
+    if secs < 86400:
+        return f"{secs // 3600} h {secs % 3600 // 60} min ago"
+    return f"{secs // 86400} d ago"
 
 
 def _duration(seconds: float | None) -> str:
@@ -132,8 +154,11 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
     if info.get("busy"):
         rows.append(("generating", e(str(info.get("busy_detail") or "busy"))))
     last_exit = info.get("last_exit")
-    if last_exit:
-        rows.append(("last exit", f"{e(str(last_exit['reason']))} at {e(str(last_exit['time']))}"))
+    # Another framework's exit (the one switched away from) is not this one's story.
+    if last_exit and last_exit.get("framework", info.get("framework")) == info.get("framework"):
+        stamp = str(last_exit["time"])
+        when = f"<span title='{e(stamp)}'>{e(ago(stamp))}</span>"
+        rows.append(("last exit", f"{e(str(last_exit['reason']))}, {when}"))
     grid = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     why = ""
     elapsed = info.get("spawned_secs_ago")

@@ -52,6 +52,14 @@ def _host(request: gr.Request | None) -> str | None:
         return None
 
 
+def framework_choices(core: CoreLink) -> list[tuple[str, str]]:
+    """(label, name) for the dropdown; "not installed" as it is now, not at start."""
+    return [
+        (f"{f['name']} (not installed)" if f.get("missing") else f["name"], f["name"])
+        for f in core.frameworks()
+    ]
+
+
 def _user(request: gr.Request | None) -> str | None:
     try:
         return request.headers.get("x-sdw-user") if request is not None else None
@@ -64,10 +72,7 @@ def build_page(
 ) -> gr.Blocks:
     """The Blocks app: the page for people and the RPC endpoints for scripts."""
     ui = Rpc(core, requested_by="ui")
-    names = [
-        (f"{f['name']} (not installed)" if f.get("missing") else f["name"], f["name"])
-        for f in core.frameworks()
-    ]
+    names = framework_choices(core)
     first = core.status()
     private = {"api_visibility": "private"}
 
@@ -199,6 +204,15 @@ def build_page(
 
         def signed_in(request: gr.Request) -> str:
             return account_line(_user(request), tls_fingerprint)
+
+        def choices() -> Any:
+            # Installed since the page was built? Each page load asks again.
+            try:
+                return gr.update(choices=framework_choices(core))
+            except Refused:
+                return gr.skip()
+
+        page.load(choices, inputs=None, outputs=choice, show_progress="hidden", **private)
 
         page.load(
             signed_in,
