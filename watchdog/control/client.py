@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 from .server import connect_path
 
+BUSY = "the watchdog hung up before answering (busy or stopping); try again"
+
 
 class NoCore(ConnectionError):
     """No core listens on that socket (not running, or another logs folder)."""
@@ -64,8 +66,14 @@ class ControlClient:
                 conn.request(method, url, body=payload, headers=headers)
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 raise NoCore(f"no watchdog is running here (no one at {self.path})") from exc
-            resp = conn.getresponse()
-            raw = resp.read()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # It hung up before reading: full (it answers 503 and closes) or stopping.
+                raise ApiError(503, BUSY) from exc
+            try:
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (BrokenPipeError, ConnectionResetError) as exc:  # RemoteDisconnected too
+                raise ApiError(503, BUSY) from exc
         finally:
             conn.close()
         is_json = resp.getheader("Content-Type", "").startswith("application/json")
