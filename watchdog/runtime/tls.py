@@ -76,21 +76,26 @@ def fingerprint(cert: Path) -> str:
     return "SHA256 " + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-def machine_addresses() -> tuple[list[str], list[str]]:
-    """(names, addresses) a browser may use for this machine."""
-    import psutil
-
+def machine_names() -> list[str]:
+    """The names a browser may use for this machine: localhost, hostname, FQDN."""
     names = {"localhost", socket.gethostname()}
     try:
         names.add(socket.getfqdn())
     except OSError:
         pass
+    return sorted(n for n in names if n)
+
+
+def machine_addresses() -> tuple[list[str], list[str]]:
+    """(names, addresses) a browser may use for this machine."""
+    import psutil
+
     addresses = {"127.0.0.1", "::1"}
     for entries in psutil.net_if_addrs().values():
         for entry in entries:
             if entry.family in (socket.AF_INET, socket.AF_INET6):
                 addresses.add(entry.address.split("%", 1)[0])
-    return sorted(n for n in names if n), sorted(addresses)
+    return machine_names(), sorted(addresses)
 
 
 def make_self_signed(cert: Path, key: Path) -> None:

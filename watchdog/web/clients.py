@@ -20,9 +20,10 @@ is often on no interface of its own), ``localhost``, this machine's names, and
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ..runtime.tls import machine_names
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -85,15 +86,6 @@ class ClientResolver:
         return client_key(self.address(scope))
 
 
-def machine_names() -> frozenset[str]:
-    names = {"localhost", socket.gethostname().lower()}
-    try:
-        names.add(socket.getfqdn().lower())
-    except OSError:
-        pass
-    return frozenset(n for n in names if n)
-
-
 def host_name(host_header: str) -> str:
     """``[::1]:5005`` → ``::1``; ``Example.org.:80`` → ``example.org``."""
     text = host_header.strip().lower()
@@ -108,7 +100,7 @@ class HostAllowlist:
     def __init__(self, allowed: Iterable[str] = (), share: bool = False) -> None:
         extra = {host_name(h) for h in allowed}
         self.everything = "*" in allowed
-        self.names = machine_names() | extra
+        self.names = {n.lower() for n in machine_names()} | extra
         self.share = share  # a gradio.live link arrives under its own name
 
     def allows(self, host_header: str | None) -> bool:
