@@ -21,6 +21,7 @@ from ..runtime import reaper
 from ..runtime.front import FrontKeeper, FrontWatch, bind_page
 from ..runtime.instance_lock import AlreadyRunning, InstanceLock
 from ..runtime.service import Service
+from ..runtime.signals import SignalRoutes
 from ..runtime.tls import TlsError, certificate, machine_addresses
 from ..settings import Settings, SettingsError
 from ..web.auth import CredentialsError, load_credentials
@@ -91,22 +92,27 @@ def run(args: argparse.Namespace) -> int:
     reaper.become_subreaper()
     reaping = reaper.Reaper()
     reaping.start()
-    signal.signal(signal.SIGCHLD, lambda _signum, _frame: reaping.wake())
     before, after = reaper.raise_open_files_limit()
     if after > before:
         log.info("open-files limit raised from %d to %d", before, after)
 
     done = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_stop_signal(signum: int) -> None:
         log.info("received %s; shutting down", signal.Signals(signum).name)
         done.set()
 
     # Installing handlers also matters for the children: a signal we inherited as
     # ignored (started by `cmd &` from a script) would otherwise be ignored by the
     # framework too; handlers are reset to default on exec, SIG_IGN is not.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals = SignalRoutes(
+        {
+            signal.SIGCHLD: lambda _signum: reaping.wake(),
+            signal.SIGTERM: on_stop_signal,
+            signal.SIGINT: on_stop_signal,
+        }
+    )
+    signals.start()
 
     service = Service(settings, watch=not args.no_watch)
     status = service.start()
@@ -171,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         control.stop()
         service.stop(leave_running=args.leave_running, requested_by="signal")
         reaping.stop()
+        signals.stop()
         lock.release()
     return 0
 

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..runtime.signals import SignalRoutes
 from .config import ENV, FrontConfig
 
 if TYPE_CHECKING:  # imported late in main(): the core-alive watch starts first
@@ -67,7 +68,8 @@ def main() -> int:
     # Ctrl-C in a terminal reaches the whole group: the core stops us in its own order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _s, _f: done.set())
+    signals = SignalRoutes({signal.SIGTERM: lambda _signum: done.set()})
+    signals.start()
 
     from .auth import Authenticator, CredentialsError, CredentialsFile
     from .link import CoreLink, JournalRelay
