@@ -14,6 +14,7 @@ from watchdog.core.messages import (
     Exited,
     Persist,
     Probe,
+    Ready,
     Reply,
     Shutdown,
     Spawn,
@@ -284,3 +285,31 @@ def test_commands_after_shutdown_are_refused(settings):
     r.feed(Shutdown())
     out = r.command("start")
     assert isinstance(out[0], Reply) and out[0].error is not None
+
+
+def test_a_second_restart_while_the_first_is_under_way_joins_it(settings):
+    # A double click on Restart: the second arrives while the old run is stopping.
+    r = Replay(settings)
+    r.ready()
+    r.command("restart", requested_by="ui")
+    out = r.command("restart", requested_by="ui")
+    assert out == [Reply(note="a restart of a is already under way")]
+    r.torn_down()
+    r.spawned()
+    assert len(r.journal("restart")) == 1 and len(r.of(Teardown)) == 1
+    assert len(r.of(Spawn)) == 2, "one restart, not two"
+    r.command("restart")  # once it is done, a restart is a restart again
+    assert len(r.journal("restart")) == 2
+
+
+def test_start_or_switch_to_what_runs_and_stop_of_what_is_stopped_say_so(settings):
+    r = Replay(settings)
+    run_id = r.spawned()
+    assert r.command("switch", "a") == [Reply(note="a is already starting")]
+    r.feed(Ready(run_id, "ready line", "http://127.0.0.1:7860"))
+    assert r.command("start") == [Reply(note="a is already running")]
+    r.command("stop")
+    assert r.command("stop") == [Reply(note="a is already stopping")]
+    r.torn_down()
+    assert r.command("stop") == [Reply(note="a is already stopped")]
+    assert r.state is S.STOPPED and not r.journal("switch")

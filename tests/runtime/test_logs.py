@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import demo, events, running
 
+from watchdog.runtime.logorder import WriteOrder, order_path, tail_text
 from watchdog.runtime.logs import clean_line, tail_lines
 from watchdog.runtime.logstore import LogStore
 
@@ -160,7 +161,8 @@ def test_rotation_on_a_nearly_full_disk_truncates_and_recovers(small_disk):
     store.set_live(logs)
     try:
         deadline = time.monotonic() + 10
-        while logs.stdout.stat().st_size and time.monotonic() < deadline:
+        # The journal line comes right after the truncate, from the rotator's thread.
+        while (logs.stdout.stat().st_size or not journal) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert logs.stdout.stat().st_size == 0, "truncated without a copy"
         assert not list(store.runs_dir.glob("*.tmp")), "no half copy left"
@@ -179,3 +181,58 @@ def test_rotation_on_a_nearly_full_disk_truncates_and_recovers(small_disk):
     finally:
         store.close()
         out.close()
+
+
+def _caught_up(order: WriteOrder) -> None:
+    files = (order.logs.stdout, order.logs.stderr)
+    deadline = time.monotonic() + 10
+    while order.seen != tuple(f.stat().st_size for f in files):
+        assert time.monotonic() < deadline, "the write order never saw the write"
+        time.sleep(0.005)
+
+
+def test_both_shows_lines_in_the_order_they_were_written_across_a_rotation(tmp_path):
+    logs = LogStore(tmp_path, 1 << 20, 5, 1 << 30).new_run("20261127-000000-000-demo")
+    logs.stdout.parent.mkdir(parents=True)
+    out = open(logs.stdout, "ab", buffering=0)  # noqa: SIM115 (the child's files)
+    err = open(logs.stderr, "ab", buffering=0)  # noqa: SIM115
+    order = WriteOrder(logs)
+    order.start()
+    try:
+        written = []
+        for i in range(6):
+            for name, fh in (("out", out), ("err", err)):
+                fh.write(f"{name} {i}\n".encode())
+                written.append(f"{name} {i}")
+                _caught_up(order)  # else both land in one wake-up: stdout's first
+            if i == 2:  # copy-then-truncate, as the rotator does at max_bytes
+                LogStore(tmp_path, 1 << 20, 5, 1 << 30).rotate(logs.stdout)
+                _caught_up(order)
+        for i in range(3):  # one stream alone: no note per write
+            err.write(f"more {i}\n".encode())
+            written.append(f"more {i}")
+    finally:
+        order.stop()
+        out.close()
+        err.close()
+    assert tail_text(logs, "both", 100).splitlines() == written
+    assert tail_text(logs, "both", 5).splitlines() == written[-5:]
+    assert tail_text(logs, "stdout", 2).splitlines() == ["out 4", "out 5"]
+
+
+def test_a_run_without_an_order_shows_each_stream_under_its_heading(tmp_path):
+    logs = LogStore(tmp_path, 1 << 20, 5, 1 << 30).new_run("20261127-000000-000-old")
+    logs.stdout.parent.mkdir(parents=True)
+    logs.stdout.write_text("o\n")
+    logs.stderr.write_text("e\n")
+    assert tail_text(logs, "both", 10) == "── stdout ──\no\n── stderr ──\ne"
+
+
+def test_a_live_run_s_both_tail_follows_the_write_order(make_settings, supervise):
+    lines = "for i in 1 2 3 4; do echo out $i; sleep 0.05; echo err $i >&2; sleep 0.05; done"
+    command = ["sh", "-c", lines + "; exec {python} {demo_app} --port {port}"]
+    sup = supervise(make_settings(frameworks={"demo": demo(command=command)}))
+    status = sup.wait_for(running, timeout=20)
+    got = [x for x in tail_text(status.logs, "both", 200).splitlines() if x[:4] in ("out ", "err ")]
+    assert got == [f"{s} {i}" for i in range(1, 5) for s in ("out", "err")]
+    assert order_path(status.logs).stat().st_mode & 0o777 == 0o600

@@ -121,3 +121,87 @@ def test_sign_in_on_the_form_open_the_door_use_the_framework_and_sign_out(
     framework.goto(web.door)  # the session ended on the server: the door is shut too
     sync_api.expect(framework.locator("#sdw-signin")).to_be_visible()
     assert stray == [], f"the page tried to reach beyond this machine: {stray}"
+
+
+SHOTS = os.environ.get("SDW_SCREENSHOTS")  # a folder (docs/): keep the pictures
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    assert (tmp_path / name).stat().st_size > 5_000
+    if SHOTS:
+        shutil.copy(tmp_path / name, os.path.join(SHOTS, name))
+
+
+def test_an_action_says_how_it_ended_then_clears_and_a_double_click_restarts_once(
+    browser, serve, make_settings, tmp_path
+):
+    settings = make_settings(
+        frameworks={"a": demo(), "b": demo(), "broken": demo(None, "--crash-after", "0")},
+        default="a",
+    )
+    web = serve(settings)
+    web.sup.wait_for(running, timeout=10)
+    page, stray = open_page(browser, web.url)
+    said = page.locator("#action-message")
+    sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("RUNNING", timeout=15_000)
+
+    page.locator("#framework-choice input").click()
+    page.get_by_role("option", name="b", exact=True).click()
+    page.locator("#switch").click()
+    sync_api.expect(said).to_contain_text("✓ b is running", timeout=20_000)
+    sync_api.expect(said).to_have_text("", timeout=20_000)  # and then it clears
+
+    page.locator("#switch").click()  # b again: nothing happens, and it says so
+    sync_api.expect(said).to_contain_text("Nothing to do: b is already running")
+
+    restarts = len(web.sup.events.tail(1000, event="restart"))
+    page.locator("#restart").dblclick()
+    sync_api.expect(said).to_contain_text("✓ b is running again", timeout=20_000)
+    page.wait_for_timeout(1000)
+    assert len(web.sup.events.tail(1000, event="restart")) == restarts + 1, "one restart"
+    assert len(web.sup.events.tail(1000, event="spawn", framework="b")) == 2
+
+    page.locator("#framework-choice input").click()
+    page.get_by_role("option", name="broken").click()
+    page.locator("#switch").click()
+    sync_api.expect(said).to_contain_text("✗ broken failed", timeout=30_000)
+    _shot(page, tmp_path, "page-fatal.png")
+
+    # Events: a row per run, coloured by its worst event, filtered to problems.
+    page.get_by_role("tab", name="Events").click()
+    events = page.locator("#events")
+    sync_api.expect(events.locator("tr.ev-bad").first).to_be_visible(timeout=10_000)
+    page.locator("#events-kind input").click()
+    page.get_by_role("option", name="problems", exact=True).click()
+    sync_api.expect(events.locator("tr.ev-ok")).to_have_count(0, timeout=10_000)
+    first = events.locator("tr.ev-bad").first
+    first.locator("summary").click()
+    sync_api.expect(first.locator("dl").first).to_contain_text("reason")
+    _shot(page, tmp_path, "page-events.png")
+
+    # GPU: this machine has none, so no empty plots, a sentence instead.
+    page.get_by_role("tab", name="GPU").click()
+    sync_api.expect(page.locator("#no-gpu")).to_contain_text("No NVIDIA GPU here", timeout=15_000)
+    sync_api.expect(page.locator("#plot-gpu_util_pct")).to_be_hidden()
+    sync_api.expect(page.locator("#plot-framework_rss_mb")).to_be_visible()
+    _shot(page, tmp_path, "page-gpu.png")
+    assert stray == [], f"the page tried to reach beyond this machine: {stray}"
+
+
+def test_the_page_fits_a_phone_400_px_wide(browser, serve, make_settings, tmp_path):
+    web = serve(make_settings())
+    web.sup.wait_for(running, timeout=10)
+    page, _ = open_page(browser, web.url)
+    page.set_viewport_size({"width": 400, "height": 800})
+    sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("RUNNING", timeout=15_000)
+    for tab in ("Log", "Events", "GPU"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(500)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"{tab}: the page is {width} px wide at 400"
+    page.get_by_role("tab", name="Log").click()
+    for link in page.locator("#log-download a").all():  # not squeezed or cut off
+        box = link.bounding_box()
+        assert box and box["width"] > 20 and box["x"] + box["width"] <= 400, box
+    _shot(page, tmp_path, "page-400px.png")

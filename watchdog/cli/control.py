@@ -89,6 +89,9 @@ def _act(client: ControlClient, args: argparse.Namespace) -> int:
     if getattr(args, "name", None):
         body["framework"] = args.name
     status = client.call("POST", f"/{args.command}", body)
+    if status.get("note"):
+        print(f"nothing to do: {status['note']}")
+        return 0
     print(
         describe(status).splitlines()[0]
         + (f" ({status['reason']})" if status.get("reason") else "")

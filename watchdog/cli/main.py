@@ -80,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="interrupt a running generation")
     c = command("logs", "the current run's output")
     c.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
-    c.add_argument("--stream", choices=("stdout", "stderr", "both"), default="stdout")
+    c.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
     c.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
     c = command("events", "the event journal, oldest first")
     c.add_argument("-f", "--follow", action="store_true", help="keep printing new events")

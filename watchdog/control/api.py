@@ -18,7 +18,9 @@ import json
 from typing import Any
 
 from ..core.errors import BusyRefused, NotInstalled, UnknownFramework, WatchDisabled
-from ..runtime.logs import STREAMS, latest_line, read_from, tail_text
+from ..core.status import iso
+from ..runtime.logorder import tail_text
+from ..runtime.logs import STREAMS, latest_line, read_from
 from ..runtime.service import Service
 
 MAX_LINES = 10_000
@@ -173,7 +175,7 @@ class ControlApi:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._act(self.sup.switch, name_of(framework, required=True), force=force)
 
-    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         if stream not in STREAMS:
             raise Refused(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
@@ -228,8 +230,15 @@ class ControlApi:
 
     def gpu(self) -> dict[str, Any]:
         """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
-        return self.service.sampler.snapshot_dict()
+        snap = self.service.sampler.snapshot_dict()
+        if isinstance(snap.get("taken_at"), float):
+            snap["taken_at"] = iso(snap["taken_at"])
+        if snap.get("sample"):
+            snap["sample"] = {**snap["sample"], "ts": iso(snap["sample"]["ts"])}
+        return snap
 
     def history(self, minutes: int = 60) -> list[dict[str, Any]]:
-        """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
-        return self.service.history.window(whole(minutes, "minutes", 1, MAX_HISTORY_MINUTES))
+        """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points;
+        ``ts`` in ISO 8601 (UTC), as everywhere in the API."""
+        rows = self.service.history.window(whole(minutes, "minutes", 1, MAX_HISTORY_MINUTES))
+        return [{**row, "ts": iso(row["ts"])} for row in rows]

@@ -22,10 +22,16 @@ class Decision:
     refusal: Exception | None = None
     events: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
     interrupt: bool = False  # a forced command ends a running job: interrupt it first
+    # Nothing to do (already so, or the same command is under way): said, not done.
+    note: str | None = None
 
 
-def decide(cmd: Command, wanted: Wanted, run: RunView | None) -> Decision:
+def decide(cmd: Command, wanted: Wanted, run: RunView | None, leaving: bool = False) -> Decision:
+    """``leaving``: a run is being stopped (it is no longer ``run``)."""
     name = cmd.name or wanted.framework
+    already = _already(cmd, name, wanted, run, leaving)
+    if already is not None:
+        return Decision(wanted, note=already)
     ends_run = run is not None and (cmd.kind in ("stop", "restart") or name != run.framework)
     interrupt = False
     if ends_run and run is not None and run.is_busy and run.busy is not None:
@@ -46,3 +52,18 @@ def decide(cmd: Command, wanted: Wanted, run: RunView | None) -> Decision:
             events = (("switch", {"framework": name, "previous": wanted.framework, **by}),)
         return Decision(Wanted(name, True), None, events, interrupt)
     return Decision(refusal=ValueError(f"unknown command {cmd.kind!r:.40}"))
+
+
+def _already(
+    cmd: Command, name: str, wanted: Wanted, run: RunView | None, leaving: bool
+) -> str | None:
+    """Why ``cmd`` changes nothing, if it does not: a double click on Restart joins the
+    restart under way instead of doing a second one."""
+    if cmd.kind == "restart" and wanted.restart_run is not None:
+        return f"a restart of {wanted.framework} is already under way"
+    if cmd.kind == "stop" and not wanted.should_run:
+        return f"{wanted.framework} is already {'stopping' if leaving else 'stopped'}"
+    same = cmd.kind in ("start", "switch") and wanted == Wanted(name, True)
+    if same and run is not None and run.framework == name:
+        return f"{name} is already {'running' if run.ready else 'starting'}"
+    return None

@@ -78,9 +78,12 @@ def on_command(m: Machine, cmd: Command) -> None:
     if m.closing:
         m.out.append(Reply(ShuttingDown("the watchdog is shutting down")))
         return
-    decision = decide(cmd, m.wanted, m.run)
+    decision = decide(cmd, m.wanted, m.run, m.leaving is not None)
     if decision.wanted is None:
         m.out.append(Reply(decision.refusal))
+        return
+    if decision.note is not None:
+        m.out.append(Reply(note=decision.note))
         return
     m.seq += 1
     m.spawn_by = cmd.requested_by

@@ -240,9 +240,11 @@ class Detach:
 
 @dataclass(frozen=True)
 class Reply:
-    """The answer to the command being stepped: None is success (the new status)."""
+    """The answer to the command being stepped: None is success (the new status);
+    ``note``: it was accepted but changed nothing, and why."""
 
     error: Exception | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class Status:
     # The current run's files, or the last run's once it ended (not part of to_dict).
     logs: RunLogs | None = None
     published_at: float = field(default_factory=time.time)
+    note: str | None = None  # only in a command's answer: why it changed nothing
 
     def to_dict(self) -> dict[str, Any]:
         """The status object of the API contract (``GET /info``, ``status``)."""
@@ -122,4 +123,5 @@ class Status:
             "busy": self.busy,
             "busy_detail": self.busy_detail,
             "errors": list(self.errors),
+            "note": self.note,
         }

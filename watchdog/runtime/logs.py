@@ -61,6 +61,15 @@ def iter_lines_backward(path: Path, max_bytes: int = MAX_TAIL_SCAN) -> Iterator[
     ``[… N bytes cut] `` marker: what a line keeps is bounded, so a 10 MB line costs
     one pass over its bytes (no re-joining) and the lines before it still come.
     """
+    for _end, line in iter_lines_backward_at(path, max_bytes):
+        yield line
+
+
+def iter_lines_backward_at(
+    path: Path, max_bytes: int = MAX_TAIL_SCAN
+) -> Iterator[tuple[int, bytes]]:
+    """``iter_lines_backward`` with where each line ends in the file (the offset of
+    its newline, or the file's size for an unfinished last line)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed in finally; generator)
     except OSError:
@@ -70,6 +79,7 @@ def iter_lines_backward(path: Path, max_bytes: int = MAX_TAIL_SCAN) -> Iterator[
         pos = fh.seek(0, os.SEEK_END)
         budget = max_bytes
         first = True
+        end = pos
         while pos > 0 and budget > 0:
             size = min(BLOCK, pos, budget)
             pos -= size
@@ -81,13 +91,15 @@ def iter_lines_backward(path: Path, max_bytes: int = MAX_TAIL_SCAN) -> Iterator[
                 first = False
                 if block.endswith(b"\n"):
                     stop -= 1  # the file's own final newline
+                    end -= 1
             while (newline := block.rfind(b"\n", 0, stop)) >= 0:
                 line.add(block[newline + 1 : stop])
-                yield line.take()
+                yield end, line.take()
                 stop = newline
+                end = pos + newline
             line.add(block[:stop])
         if pos == 0 and line.length:
-            yield line.take()
+            yield end, line.take()
     finally:
         fh.close()
 
@@ -154,24 +166,6 @@ def read_from(path: Path, offset: int, cap: int) -> tuple[bytes, int, int]:
     except OSError:
         return b"", max(offset, 0), 0
     return data, offset + len(data), size
-
-
-def tail_text(logs: RunLogs | None, stream: str, count: int) -> str:
-    """The last ``count`` cleaned lines of a run's stdout, stderr or both, as text.
-
-    The two streams are separate files with no shared clock, so "both" shows each
-    stream's tail under its own heading rather than guessing an interleaving.
-    """
-    if logs is None:
-        return ""
-    if stream == "both":
-        return (
-            "── stdout ──\n"
-            + "\n".join(tail_lines(logs.stdout, count))
-            + "\n── stderr ──\n"
-            + "\n".join(tail_lines(logs.stderr, count))
-        )
-    return "\n".join(tail_lines(logs.stdout if stream == "stdout" else logs.stderr, count))
 
 
 def latest_line(logs: RunLogs | None) -> str:

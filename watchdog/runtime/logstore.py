@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .logorder import WriteOrder
 from .logs import RunLogs, rotated_path
 from .private import opener
 
@@ -60,6 +61,7 @@ class LogStore:
         self.journal: Callable[..., None] | None = None
         self._space_short = False  # journaled once per episode
         self._live: RunLogs | None = None
+        self._order: WriteOrder | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -150,17 +152,30 @@ class LogStore:
         return self._live
 
     def set_live(self, logs: RunLogs | None) -> None:
-        """The run whose files the rotator watches (None: nothing is running)."""
+        """The run whose files the rotator watches and whose write order is noted
+        (None: nothing is running)."""
         with self._lock:
+            changed = logs != self._live
             self._live = logs
         self._wake.set()
+        if changed:
+            self._note_order(logs)
         if logs is not None and self._thread is None:
             self._thread = threading.Thread(
                 target=self._rotate_loop, name="log-rotator", daemon=True
             )
             self._thread.start()
 
+    def _note_order(self, logs: RunLogs | None) -> None:
+        if self._order is not None:
+            self._order.stop()
+            self._order = None
+        if logs is not None:
+            self._order = WriteOrder(logs)
+            self._order.start()
+
     def close(self) -> None:
+        self._note_order(None)
         self._closed.set()
         self._wake.set()
         if self._thread is not None:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import __version__
 from ..core import messages as m
@@ -222,21 +222,22 @@ class Supervisor:
             reply = None
             if isinstance(msg, _Asked):
                 msg, reply = msg.command, msg.reply
-            error = self._apply(msg)
+            answer = self._apply(msg)
             self._publish()
             if self.machine.busy_with != "sweep":
                 self._boot_swept.set()
             if reply is not None:
-                if error is not None:
-                    reply.set_exception(error)
+                if answer is not None and answer.error is not None:
+                    reply.set_exception(answer.error)
                 else:
-                    reply.set_result(self._status)
+                    note = answer.note if answer is not None else None
+                    reply.set_result(replace(self._status, note=note) if note else self._status)
 
-    def _apply(self, first: object) -> Exception | None:
+    def _apply(self, first: object) -> m.Reply | None:
         """Step the machine with ``first`` and carry out the effects, and those of the
-        answers that come back at once (a spawn's). Returns a refusal, if any."""
+        answers that come back at once (a spawn's). Returns the answer to a command."""
         pending = [first]
-        refusal: Exception | None = None
+        answer_to_command: m.Reply | None = None
         while pending:
             msg = pending.pop(0)
             try:
@@ -244,7 +245,7 @@ class Supervisor:
             except Exception as exc:  # the loop must outlive any bug in one step
                 log.exception("supervisor step failed on %s", type(msg).__name__)
                 self.events.write("internal_error", error=f"{exc.__class__.__name__}: {exc}")
-                return exc
+                return m.Reply(exc)
             for effect in effects:
                 try:
                     answer = self._carry_out(effect)
@@ -252,13 +253,13 @@ class Supervisor:
                     log.exception("effect %s failed", type(effect).__name__)
                     self.events.write("internal_error", error=f"{exc.__class__.__name__}: {exc}")
                     continue
-                if isinstance(effect, m.Reply) and effect.error is not None:
-                    refusal = effect.error
+                if isinstance(effect, m.Reply):
+                    answer_to_command = effect
                 if answer is not None:
                     pending.append(answer)
             if isinstance(msg, m.TornDown):
                 self._forget(msg.run_id)
-        return refusal
+        return answer_to_command
 
     def _carry_out(self, effect: m.Effect) -> m.Message | None:
         if isinstance(effect, m.Journal):

@@ -25,20 +25,7 @@ STATE_COLOURS = {
     State.STOPPED: "#6b7280",
     State.FATAL: "#dc2626",
 }
-EVENT_COLUMNS = ["time (UTC)", "event", "framework", "pid", "details"]
 EVENT_ROWS = 50
-_DETAIL_KEYS = (
-    "reason",
-    "via",
-    "url",
-    "requested_by",
-    "exit_code",
-    "signal",
-    "delay_s",
-    "previous",
-    "detail",
-    "client",
-)
 
 CSS = """
 .sdw-card { border-radius: 10px; padding: 14px 18px; border: 1px solid #e5e7eb; }
@@ -190,23 +177,6 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
         f"<div class='sdw-card'><span class='sdw-state' style='background:{colour}'>"
         f"{e(state)}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
     )
-
-
-def event_rows(events: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for ev in events:
-        details = "; ".join(f"{k}={ev[k]}" for k in _DETAIL_KEYS if k in ev)
-        ts = str(ev.get("ts", ""))
-        rows.append(
-            [
-                ts[:19].replace("T", " "),
-                str(ev.get("event", "")),
-                str(ev.get("framework", "")),
-                str(ev.get("pid", "")),
-                details[:300],
-            ]
-        )
-    return rows
 
 
 def _cell(value: Any, unit: str = "", digits: int = 0) -> str:

@@ -94,7 +94,7 @@ class CoreLink:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._act("/switch", framework=framework, force=force)
 
-    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         return self._call("GET", "/logs", stream=stream, lines=lines)
 

@@ -131,7 +131,7 @@ def build_rest(core: CoreLink) -> FastAPI:
 
     @rest.get("/logs", summary="The current run's last lines", response_class=PlainTextResponse)
     def logs(
-        stream: str = Query("stdout", description="stdout, stderr or both"),
+        stream: str = Query("both", description="both (in write order), stdout or stderr"),
         lines: int = Query(200, ge=1, le=MAX_LINES),
     ) -> str:
         return api.logs(stream, lines)

@@ -71,7 +71,7 @@ class Rpc:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._call("switch", framework, force)
 
-    def logs(self, stream: str = "stdout", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         return self._call("logs", stream, lines)
 

@@ -30,6 +30,7 @@ from .config import FrontConfig
 from .defaults import DefaultArgs, defaults_of
 from .door import Door
 from .door_target import DoorTarget
+from .events_view import CSS as EVENTS_CSS
 from .gate import DOOR_PATHS, PAGE_PATHS, AuthGate
 from .link import CoreLink
 from .rest import build_rest
@@ -73,7 +74,7 @@ def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIA
         page,
         path="/",
         theme=THEME,
-        css=CSS,
+        css=CSS + EVENTS_CSS,
         ssr_mode=False,
         mcp_server=False,
         # Defence in depth: Gradio serves only its own cache anyway.

@@ -8,6 +8,7 @@ status at once; the page never waits for a framework to stop or start.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gradio as gr
@@ -15,31 +16,40 @@ import pandas as pd
 
 from ..control.api import MAX_LINES, Refused
 from ..core.states import State
-from .cards import (
-    EVENT_COLUMNS,
-    EVENT_ROWS,
-    account_line,
-    event_rows,
-    gpu_panel,
-    status_card,
-    unreachable_card,
-)
+from .actions import after_answer, progress, said_now
+from .cards import EVENT_ROWS, account_line, gpu_panel, status_card, unreachable_card
+from .events_view import ALL, PROBLEMS, SEVERITY, render_events
 from .link import CoreLink
 from .rpc import Rpc, register
 
 WINDOWS = {"15 min": 15, "1 h": 60, "24 h": 24 * 60, "7 d": 7 * 24 * 60}
+# (history column, what a person reads, unit); the first two exist only with a GPU.
 PLOTS = (
-    ("gpu_util_pct", "GPU utilisation (%)"),
-    ("framework_vram_mb", "Framework VRAM (MB)"),
-    ("framework_rss_mb", "Framework RAM, RSS (MB)"),
-    ("framework_cpu_pct", "Framework CPU (% of a core)"),
+    ("gpu_util_pct", "GPU utilisation", "%"),
+    ("framework_vram_mb", "Framework VRAM", "MB"),
+    ("framework_rss_mb", "Framework RAM (RSS)", "MB"),
+    ("framework_cpu_pct", "Framework CPU", "% of one core"),
 )
+GPU_PLOTS = 2
 PLOT_REFRESH_S = 10
+# The browser shows epoch times in its own zone (Vega-Lite's default): say so.
+TIME_AXIS = "your local time"
+NO_GPU = (
+    "**No NVIDIA GPU here**: GPU and VRAM history are not recorded on this machine."
+    " RAM and CPU history below."
+)
+EVENT_KINDS = [
+    ALL,
+    PROBLEMS,
+    *sorted({k for kinds in SEVERITY.values() for k in kinds} | {"spawn", "stop", "switch"}),
+]
 
 
 def history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["ts", *(c for c, _ in PLOTS)])
-    frame["time"] = pd.to_datetime(frame["ts"], unit="s")
+    """History rows (``ts`` in ISO 8601 UTC) with human column names and a time axis."""
+    frame = pd.DataFrame(rows, columns=["ts", *(c for c, _, _ in PLOTS)])
+    frame = frame.rename(columns={c: label for c, label, _ in PLOTS})
+    frame["time"] = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
     return frame
 
 
@@ -100,15 +110,18 @@ def build_page(
                     False, label="Force: interrupt a running generation", elem_id="force"
                 )
                 said = gr.Markdown("", elem_id="action-message")
+                pending_state = gr.State(None)
         with gr.Tab("Log"):
             with gr.Row():
                 stream = gr.Radio(["stdout", "stderr", "both"], value="both", label="Stream")
                 lines = gr.Slider(10, 2000, value=200, step=10, label="Lines")
-                gr.HTML(
-                    "Download the current run's full log: "
-                    '<a href="download-current-log?stream=stdout" download>stdout</a> · '
-                    '<a href="download-current-log?stream=stderr" download>stderr</a>'
-                )
+            # Its own line, not a column: at phone width a third column was cut off.
+            gr.HTML(
+                "Download the current run's full log: "
+                '<a href="download-current-log?stream=stdout" download>stdout</a> · '
+                '<a href="download-current-log?stream=stderr" download>stderr</a>',
+                elem_id="log-download",
+            )
             log_box = gr.Textbox(
                 label="Log (ANSI stripped, progress bars collapsed)",
                 lines=20,
@@ -118,73 +131,86 @@ def build_page(
                 elem_id="log-tail",
             )
         with gr.Tab("Events"):
-            events_table = gr.Dataframe(
-                headers=EVENT_COLUMNS, interactive=False, wrap=True, elem_id="events"
-            )
+            with gr.Row():
+                ev_framework = gr.Dropdown(
+                    [ALL, *(value for _, value in names)],
+                    value=ALL,
+                    label="Framework",
+                    elem_id="events-framework",
+                )
+                ev_kind = gr.Dropdown(EVENT_KINDS, value=ALL, label="Kind", elem_id="events-kind")
+            events_html = gr.HTML("", elem_id="events")
         with gr.Tab("GPU"):
             gpu_html = gr.HTML(gpu_panel(core.gpu()), elem_id="gpu-panel")
             window = gr.Radio(list(WINDOWS), value="1 h", label="History window")
-            with gr.Row():
-                plots = [
-                    gr.LinePlot(x="time", y=col, title=title, height=220, x_title="", y_title="")
-                    for col, title in PLOTS[:2]
-                ]
-            with gr.Row():
-                plots += [
-                    gr.LinePlot(x="time", y=col, title=title, height=220, x_title="", y_title="")
-                    for col, title in PLOTS[2:]
-                ]
+            no_gpu = gr.Markdown(NO_GPU, visible=False, elem_id="no-gpu")
+            plots = []
+            for pair in (PLOTS[:2], PLOTS[2:]):
+                with gr.Row():
+                    plots += [
+                        gr.LinePlot(x="time", y=label, title=f"{label} ({unit})", height=220,
+                                    x_title=TIME_AXIS, y_title=unit, elem_id=f"plot-{column}")
+                        for column, label, unit in pair
+                    ]  # fmt: skip
 
         def refresh(
-            stream_name: str, count: float, request: gr.Request
-        ) -> tuple[str, str, list[list[str]], str]:
+            stream_name: str,
+            count: float,
+            pending: dict[str, Any] | None,
+            framework: str,
+            kind: str,
+            request: gr.Request,
+        ) -> tuple[Any, ...]:
             n = max(1, min(int(count or 200), MAX_LINES))
             try:
                 info = core.status()
                 latest = core.latest() if info.get("state") == State.STARTING.value else ""
                 text = core.logs(stream_name or "both", n)
-                rows = event_rows(core.events(EVENT_ROWS))
+                events = render_events(core.events(EVENT_ROWS), framework, kind)
                 gpu = gpu_panel(core.gpu())
             except Refused as exc:  # the page stays up and says why; the rest keeps its value
-                return unreachable_card(str(exc)), gr.skip(), gr.skip(), gr.skip()
-            return status_card(info, _host(request), latest), text, rows, gpu
+                return unreachable_card(str(exc)), *[gr.skip()] * 5
+            said, pending = progress(pending, info, time.time())
+            return status_card(info, _host(request), latest), text, events, gpu, said, pending
 
         def refresh_plots(choice_label: str) -> list[Any]:
             try:
+                has_gpu = bool(core.gpu().get("available"))
                 frame = history_frame(core.history(WINDOWS.get(choice_label, 60)))
             except Refused:
-                return [gr.skip()] * len(plots)
-            return [frame] * len(plots)
+                return [gr.skip()] * (len(plots) + 1)
+            gpu_plots = [gr.update(value=frame, visible=has_gpu)] * GPU_PLOTS
+            return [gr.update(visible=not has_gpu), *gpu_plots, *[frame] * (len(plots) - 2)]
 
         def act(kind: str) -> Any:
-            def handler(name: str | None, forced: bool, request: gr.Request) -> tuple[str, str]:
-                forced = bool(forced)
+            def handler(
+                name: str | None, forced: bool, request: gr.Request
+            ) -> tuple[str, str, dict[str, Any]]:
+                now = time.time()
+                call = {"switch": lambda: ui.switch(name or "", bool(forced)),
+                        "start": lambda: ui.start(name or None, bool(forced)),
+                        "stop": lambda: ui.stop(bool(forced)),
+                        "restart": lambda: ui.restart(bool(forced))}[kind]  # fmt: skip
                 try:
-                    if kind == "switch":
-                        ui.switch(name or "", forced)
-                        message = f"Switching to **{name}**…"
-                    elif kind == "start":
-                        ui.start(name or None, forced)
-                        message = f"Starting **{name}**…"
-                    elif kind == "stop":
-                        ui.stop(forced)
-                        message = "Stopping…"
-                    else:
-                        ui.restart(forced)
-                        message = "Restarting…"
-                except gr.Error as exc:
-                    message = f"⚠ {exc.message}"
-                try:
-                    return status_card(core.status(), _host(request)), message
+                    before = core.status()
+                    pending = after_answer(kind, name, before, call(), now)
+                except gr.Error as exc:  # refused: said, and the card shows why not
+                    pending = said_now(f"⚠ {exc.message}", now)
                 except Refused as exc:
-                    return unreachable_card(str(exc)), message
+                    return unreachable_card(str(exc)), f"⚠ {exc}", said_now(f"⚠ {exc}", now)
+                try:
+                    info = core.status()
+                except Refused as exc:
+                    return unreachable_card(str(exc)), pending["said"], pending
+                said, pending = progress(pending, info, now)
+                return status_card(info, _host(request)), said, pending
 
             return handler
 
         refresh_args: dict[str, Any] = {
             "fn": refresh,
-            "inputs": [stream, lines],
-            "outputs": [card, log_box, events_table, gpu_html],
+            "inputs": [stream, lines, pending_state, ev_framework, ev_kind],
+            "outputs": [card, log_box, events_html, gpu_html, said, pending_state],
             "show_progress": "hidden",
             "concurrency_limit": None,
             **private,
@@ -192,11 +218,12 @@ def build_page(
         timer = gr.Timer(refresh_s)
         timer.tick(**refresh_args)
         page.load(**refresh_args)
-        stream.change(**refresh_args)
+        for control in (stream, ev_framework, ev_kind):
+            control.change(**refresh_args)
         plot_args: dict[str, Any] = {
             "fn": refresh_plots,
             "inputs": [window],
-            "outputs": plots,
+            "outputs": [no_gpu, *plots],
             "show_progress": "hidden",
             "concurrency_limit": None,
             **private,
@@ -224,18 +251,23 @@ def build_page(
         gr.Timer(PLOT_REFRESH_S).tick(**plot_args)
         page.load(**plot_args)
         window.change(**plot_args)
-        for button, kind in (
-            (switch_btn, "switch"),
-            (start_btn, "start"),
-            (stop_btn, "stop"),
-            (restart_btn, "restart"),
-        ):
+        buttons = [switch_btn, start_btn, stop_btn, restart_btn]
+
+        def hold() -> list[Any]:  # a second click while the first is sent goes nowhere
+            return [gr.update(interactive=False)] * len(buttons)
+
+        def release() -> list[Any]:
+            return [gr.update(interactive=True)] * len(buttons)
+
+        for button, kind in zip(buttons, ("switch", "start", "stop", "restart"), strict=True):
             button.click(
+                hold, None, buttons, show_progress="hidden", concurrency_limit=None, **private
+            ).then(
                 act(kind),
                 inputs=[choice, force],
-                outputs=[card, said],
+                outputs=[card, said, pending_state],
                 concurrency_limit=None,
                 **private,
-            )
+            ).then(release, None, buttons, show_progress="hidden", **private)
         register(Rpc(core, requested_by="api"))
     return page
