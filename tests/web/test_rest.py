@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import pytest
 import requests
 from conftest import PASSWORD, STATUS_KEYS, USER, demo, events, running, wait_event
@@ -100,3 +103,37 @@ def test_behind_the_pages_credentials(make_settings, serve):
         f"{web.url}api/v1/status", headers={"Authorization": f"Bearer {web.token}"}, timeout=10
     )
     assert token.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("GET", "read-current-stdout-log?lines=abc", None, 400),
+        ("GET", "read-current-stderr-log?lines=0", None, 400),
+        ("GET", "download-current-log?stream=both", None, 400),
+        ("GET", "api/v1/logs?lines=abc", None, 400),
+        ("GET", "api/v1/history?minutes=-1", None, 400),
+        ("POST", "gradio_api/call/no_such_endpoint", {"data": []}, 404),
+        ("POST", "gradio_api/run/no_such_endpoint", {"data": []}, 404),
+        ("GET", "gradio_api/call/no_such_endpoint/abc", None, 404),
+    ],
+)
+def test_every_route_refuses_in_one_shape(web, method, path, body, status):
+    r = requests.request(method, f"{web.url}{path}", json=body, timeout=10)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    error = r.json()["error"]
+    assert isinstance(error, str) and 5 < len(error) <= 300, error
+
+
+def test_history_and_gpu_times_are_iso_8601(web):
+    web.sup.wait_for(running, timeout=10)
+    deadline = time.monotonic() + 10
+    rows = []
+    while not rows and time.monotonic() < deadline:
+        rows = requests.get(f"{web.url}api/v1/history?minutes=5", timeout=10).json()
+        time.sleep(0.3)
+    assert rows and rows[0]["ts"].endswith("Z")
+    datetime.fromisoformat(rows[0]["ts"].replace("Z", "+00:00"))
+    gpu = requests.get(f"{web.url}api/v1/gpu", timeout=10).json()
+    assert gpu["taken_at"] is None or str(gpu["taken_at"]).endswith("Z")

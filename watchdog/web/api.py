@@ -6,7 +6,8 @@
     GET /read-current-stderr-log     same for stderr
     GET /download-current-log        ?stream=stdout|stderr, the current run's whole file
 
-Only GET, and nothing here changes state: a link can never stop a framework.
+Only GET, and nothing here changes state: a link can never stop a framework. An
+error is ``{"error": "<a sentence>"}`` with a 4xx/5xx status, as everywhere.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _read_upto(core: CoreLink, stream: str, first: dict[str, Any]) -> Iterator[b
             return  # a new run began: what was announced is all there is
 
 
+def error(message: str, status: int) -> JSONResponse:
+    """The one error shape of every route: ``{"error": "<a sentence>"}``."""
+    return JSONResponse({"error": message[:300]}, status_code=status)
+
+
 def add_routes(app: FastAPI, core: CoreLink) -> None:
     @app.get("/health")
     def health() -> JSONResponse:
@@ -52,35 +58,37 @@ def add_routes(app: FastAPI, core: CoreLink) -> None:
         try:
             return JSONResponse(core.status())
         except Refused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return error(str(exc), exc.status)
 
-    def read_log(stream: str, lines: int) -> Response:
-        if not 1 <= lines <= MAX_LINES:
-            return PlainTextResponse(f"lines must be from 1 to {MAX_LINES}\n", status_code=400)
+    def read_log(stream: str, lines: str) -> Response:
+        # Taken as text: "abc" gets our sentence, not FastAPI's validation list.
+        count = int(lines) if lines.strip().isdigit() else 0
+        if not 1 <= count <= MAX_LINES:
+            return error(f"lines must be a whole number from 1 to {MAX_LINES}", 400)
         try:
-            text = core.logs(stream, lines)
+            text = core.logs(stream, count)
         except Refused as exc:
-            return PlainTextResponse(f"{exc}\n", status_code=exc.status)
+            return error(str(exc), exc.status)
         return PlainTextResponse(text + "\n" if text else "")
 
     @app.get("/read-current-stdout-log")
-    def stdout_log(lines: int = Query(100)) -> Response:
+    def stdout_log(lines: str = Query("100")) -> Response:
         return read_log("stdout", lines)
 
     @app.get("/read-current-stderr-log")
-    def stderr_log(lines: int = Query(100)) -> Response:
+    def stderr_log(lines: str = Query("100")) -> Response:
         return read_log("stderr", lines)
 
     @app.get("/download-current-log")
     def download(stream: str = Query("stdout")) -> Response:
         if stream not in ("stdout", "stderr"):
-            return PlainTextResponse("stream must be stdout or stderr\n", status_code=400)
+            return error("stream must be stdout or stderr", 400)
         try:
             first = core.follow(stream, 0)
         except Refused as exc:
-            return PlainTextResponse(f"{exc}\n", status_code=exc.status)
+            return error(str(exc), exc.status)
         if first["run_id"] is None:
-            return PlainTextResponse("no run yet\n", status_code=404)
+            return error("no run yet", 404)
         name = f"{first['run_id']}.{stream}.log"
         return StreamingResponse(
             _read_upto(core, stream, first),

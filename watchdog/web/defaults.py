@@ -7,7 +7,9 @@ those defaults before Gradio sees the request.
 
     curl -X POST http://vm:5005/gradio_api/call/stop -d '{"data": []}'   # = [false]
 
-It also sends a body that is JSON on as JSON whatever its Content-Type said.
+It also sends a body that is JSON on as JSON whatever its Content-Type said, and
+answers a call of an endpoint that does not exist with a 404 in the API's one error
+shape (Gradio itself says a bare "Internal Server Error").
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from .asgi import ASGIApp, respond
 
 PREFIX = "/gradio_api/call/"
+# Gradio's HTTP doors that name an endpoint in the path.
+NAMED = (PREFIX, "/gradio_api/run/", "/call/", "/run/")
 MAX_BODY = 1024 * 1024
 
 
@@ -38,6 +42,12 @@ class DefaultArgs:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
+        named = next((path[len(p) :].split("/", 1)[0] for p in NAMED if path.startswith(p)), None)
+        if scope["type"] == "http" and named is not None and named not in self.defaults:
+            known = ", ".join(sorted(self.defaults))
+            error = json.dumps({"error": f"no API endpoint {named[:40]!r}; there are: {known}"})
+            await respond(scope, send, 404, error, content_type=b"application/json")
+            return
         name = path[len(PREFIX) :] if path.startswith(PREFIX) else None
         if scope["type"] != "http" or scope.get("method") != "POST" or name not in self.defaults:
             await self.app(scope, receive, send)

@@ -10,7 +10,8 @@ sentence a person can act on, raised before anything changes::
     'STOPPING'
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": gr.api reads the return hints as real types
+# (as strings they show as "Any" in view_api).
 
 import html
 import logging
