@@ -313,3 +313,25 @@ def test_start_or_switch_to_what_runs_and_stop_of_what_is_stopped_say_so(setting
     r.torn_down()
     assert r.command("stop") == [Reply(note="a is already stopped")]
     assert r.state is S.STOPPED and not r.journal("switch")
+
+
+def test_busy_at_the_first_look_after_ready_is_jobs_resumed_and_said_once(settings):
+    r = Replay(settings)
+    run_id = r.ready()
+    job = Busy(True, "1|0", "1 pending")
+    r.feed(
+        Probe(run_id, True, "ok", job), Probe(run_id, True, "ok", Busy(True, "1|1", "1 pending"))
+    )
+    assert [j.fields["detail"] for j in r.journal("jobs_resumed")] == ["1 pending"]
+    assert r.m.run.busy_text == "1 pending (jobs resumed at start)"
+    r.feed(Probe(run_id, True, "ok", Busy(False, "", "idle")), Probe(run_id, True, "ok", job))
+    assert len(r.journal("jobs_resumed")) == 1, "a later job was asked for, not resumed"
+    assert r.m.run.busy_text == "1 pending"
+
+
+def test_idle_at_the_first_look_resumes_nothing(settings):
+    r = Replay(settings)
+    run_id = r.ready()
+    r.feed(Probe(run_id, True, "ok", Busy(False, "", "idle")))
+    r.feed(Probe(run_id, True, "ok", Busy(True, "1|0", "1 pending")))
+    assert not r.journal("jobs_resumed")

@@ -174,8 +174,11 @@ def test_each_preset_end_to_end(preset, make_settings, supervise, tmp_path):
         sup.wait_for(lambda s: s.state is State.STOPPED, timeout=10)
         return
     busy = sup.wait_for(lambda s: s.busy, timeout=5)
-    assert busy.busy_detail
-    with pytest.raises(BusyRefused, match=r"a generation is running on fw .*force to interrupt"):
+    # Busy at the first look, before anyone asked: jobs it resumed at start, and said.
+    assert busy.busy_detail.endswith("(jobs resumed at start)")
+    resumed = wait_event(sup, "jobs_resumed", 5)[-1]
+    assert resumed["run_id"] == status.run_id and "pending at start" in resumed["reason"]
+    with pytest.raises(BusyRefused, match=r"running on fw .*resumed at start.*force to interrupt"):
         sup.stop()
     assert sup.status().state is State.RUNNING and sup.status().pid == status.pid
     sup.stop(force=True)

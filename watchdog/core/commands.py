@@ -36,7 +36,7 @@ def decide(cmd: Command, wanted: Wanted, run: RunView | None, leaving: bool = Fa
     interrupt = False
     if ends_run and run is not None and run.is_busy and run.busy is not None:
         if not cmd.force:
-            why = f"a generation is running on {run.framework} ({run.busy.detail})"
+            why = f"a generation is running on {run.framework} ({run.busy_text})"
             return Decision(refusal=BusyRefused(f"{why}; force to interrupt it"))
         interrupt = True
     by = {"requested_by": cmd.requested_by}

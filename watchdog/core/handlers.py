@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..frameworks.busy import Busy
 from . import exits, verdicts
 from .commands import decide
 from .errors import ShuttingDown
@@ -176,6 +177,8 @@ def on_probe(m: Machine, msg: Probe) -> None:
     run = m.run
     if run is None or run.run_id != msg.run_id or not run.ready:
         return
+    if msg.busy is not None:
+        _note_resumed_jobs(m, run, msg.busy)
     verdict = verdicts.judge_probe(run, msg, m.now)
     if isinstance(verdict, verdicts.ProbeNews):
         # RUNNING -> UNHEALTHY (first failure), UNHEALTHY -> RUNNING (answered again)
@@ -184,6 +187,19 @@ def on_probe(m: Machine, msg: Probe) -> None:
             m.enter(new, verdict.event, **run.ids(), **verdict.fields)
     elif verdict is not None:
         m.fail(run, verdict)
+
+
+def _note_resumed_jobs(m: Machine, run: RunView, busy: Busy) -> None:
+    """Busy at the first look after ready: nobody asked yet, so these are jobs the
+    framework found pending and resumed. Said once, so that a refused stop right after
+    a start makes sense."""
+    first, run.busy_seen = not run.busy_seen, True
+    if first and busy.busy:
+        run.resumed_jobs = True
+        why = "jobs found pending at start; a stop waits for them unless forced"
+        m.journal("jobs_resumed", **run.ids(), detail=busy.detail, reason=why)
+    elif not busy.busy:
+        run.resumed_jobs = False
 
 
 def on_usage(m: Machine, msg: Usage) -> None:

@@ -24,6 +24,10 @@ class RunView:
     probe_failures: int = 0
     last_probe: str = ""
     busy: Busy | None = None
+    # Busy at the first look after ready: jobs it found pending (InvokeAI resumes its
+    # queue at start). Said in the status until they are done.
+    busy_seen: bool = False
+    resumed_jobs: bool = False
     progress_mono: float = 0.0  # the last sign of life while busy
     progress_mark: tuple[str, int] = ("", -1)  # busy fingerprint, bytes of output
     rss_over_since: float | None = None
@@ -44,10 +48,12 @@ class RunView:
         cls, a: AdoptedRun, watch: WatchSettings, configured_url: str | None, now: float
     ) -> RunView:
         """A run a previous watchdog started: it is waited for as if it were starting
-        (it must answer before it counts as running), from now on."""
+        (it must answer before it counts as running), from now on. A job it runs was
+        asked for before, not resumed at its start."""
         return cls(
             a.framework, a.run_id, a.pid, watch, a.started_mono, a.started_at, url=a.url,
             configured_url=configured_url, waiting_since=now, progress_mono=now,
+            busy_seen=True,
         )  # fmt: skip
 
     @property
@@ -57,6 +63,12 @@ class RunView:
     @property
     def is_busy(self) -> bool:
         return self.busy is not None and self.busy.busy
+
+    @property
+    def busy_text(self) -> str:
+        """``"3 pending (jobs resumed at start)"``"""
+        detail = self.busy.detail if self.busy is not None else "busy"
+        return f"{detail} (jobs resumed at start)" if self.resumed_jobs else detail
 
     def uptime(self, now: float) -> float:
         return now - self.started_mono

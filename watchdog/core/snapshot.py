@@ -68,7 +68,7 @@ def snapshot(
         startup_timeout_s=m.settings.watch_for(m.wanted.framework).startup_timeout_s,
         probe_failures=run.probe_failures if run else 0,
         busy=busy,
-        busy_detail=run.busy.detail if busy and run and run.busy else None,
+        busy_detail=run.busy_text if busy and run else None,
         seq=m.seq,
         errors=errors,
         logs=logs,

@@ -22,7 +22,7 @@ SEVERITY = {
         "crash", "fatal", "hang", "spawn_failed", "teardown_failed", "internal_error",
         "front_exit", "log_truncated",
     ),
-    "warn": ("unhealthy", "backoff", "auth_failed", "interrupt", "adopt_skipped"),
+    "warn": ("unhealthy", "jobs_resumed", "backoff", "auth_failed", "interrupt", "adopt_skipped"),
     "ok": ("ready", "healthy", "adopt", "front_ready", "watchdog_start"),
 }  # fmt: skip
 RANK = {"bad": 0, "warn": 1, "ok": 2, "info": 3}
