@@ -75,6 +75,13 @@ def test_a_refused_command_says_why_and_changes_nothing(core):
     assert (after["pid"], after["framework"]) == (before["pid"], before["framework"])
 
 
+def test_a_command_that_changes_nothing_says_so(core):
+    pid = json.loads(core.cli("status", "--json").stdout)["pid"]
+    out = core.cli("start", "a")
+    assert out.returncode == 0 and out.stdout.strip() == "nothing to do: a is already running"
+    assert json.loads(core.cli("status", "--json").stdout)["pid"] == pid
+
+
 def test_logs_and_events(core):
     logs = core.cli("logs", "-n", "3")
     assert logs.returncode == 0 and 1 <= len(logs.stdout.splitlines()) <= 3
