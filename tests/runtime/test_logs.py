@@ -236,3 +236,25 @@ def test_a_live_run_s_both_tail_follows_the_write_order(make_settings, supervise
     got = [x for x in tail_text(status.logs, "both", 200).splitlines() if x[:4] in ("out ", "err ")]
     assert got == [f"{s} {i}" for i in range(1, 5) for s in ("out", "err")]
     assert order_path(status.logs).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_order_file_stays_small_however_often_the_streams_switch(tmp_path):
+    logs = LogStore(tmp_path, 1 << 20, 5, 1 << 30).new_run("20261127-000000-000-chatty")
+    logs.stdout.parent.mkdir(parents=True)
+    out = open(logs.stdout, "ab", buffering=0)  # noqa: SIM115 (the child's files)
+    err = open(logs.stderr, "ab", buffering=0)  # noqa: SIM115
+    order = WriteOrder(logs, max_bytes=4096)
+    order.start()
+    try:
+        for i in range(400):  # 800 switches: about 16 KB of notes uncompacted
+            for name, fh in (("out", out), ("err", err)):
+                fh.write(f"{name} {i}\n".encode())
+                _caught_up(order)
+    finally:
+        order.stop()
+        out.close()
+        err.close()
+    assert order.path.stat().st_size <= 4096 + 64
+    assert not list(logs.stdout.parent.glob("*.tmp"))
+    expected = [f"{name} {i}" for i in range(390, 400) for name in ("out", "err")]
+    assert tail_text(logs, "both", 20).splitlines() == expected

@@ -43,6 +43,7 @@ IN_MODIFY = 0x2
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 POLL_S = 0.25  # only where inotify is missing (or its watches are used up)
+MAX_BYTES = 1024 * 1024  # about 50,000 notes; then the older half goes
 
 Note = tuple[int, int, int, int]  # stdout (rotations, size), stderr (rotations, size)
 
@@ -78,8 +79,9 @@ def _parse(line: bytes) -> Note | None:
 class WriteOrder:
     """Notes the live run's write order in its ``.order`` file (see the module)."""
 
-    def __init__(self, logs: RunLogs) -> None:
+    def __init__(self, logs: RunLogs, max_bytes: int = MAX_BYTES) -> None:
         self.logs = logs
+        self.max_bytes = max_bytes
         self.path = order_path(logs)
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="write-order", daemon=True)
@@ -164,8 +166,30 @@ class WriteOrder:
             return
         if self._file is not None:
             with contextlib.suppress(OSError):  # a full disk: the order is lost, not the run
-                self._file.write(b"%d %d %d %d\n" % note)
+                if self._file.write(b"%d %d %d %d\n" % note) and self._file.tell() > self.max_bytes:
+                    self._compact()
         self._noted = note == self._last
+
+    def _compact(self) -> None:
+        """Keep the newer half of the notes: a run that switches streams ten times a
+        second for days must not fill the disk. Older lines then only lose their
+        place between the streams, never their text."""
+        assert self._file is not None
+        with open(self.path, "rb") as fh:
+            fh.seek(-(self.max_bytes // 2), os.SEEK_END)
+            kept = fh.read()
+        kept = kept[kept.index(b"\n") + 1 :]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "wb", opener=opener) as out:
+                out.write(kept)
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        reopened = open(self.path, "ab", buffering=0, opener=opener)  # noqa: SIM115
+        self._file.close()
+        self._file = reopened
 
 
 def _size(path: Path) -> int:
