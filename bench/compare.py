@@ -398,6 +398,30 @@ def measure_tail(tmp: Path) -> None:
         stdout.unlink(missing_ok=True)
 
 
+def measure_long_line(tmp: Path) -> None:
+    """A log ending in a 10 MB line without a newline (a progress bar, a base64 image),
+    and "both" (in write order) of a run that wrote its two streams in turn."""
+    port = free_port()
+    with watchdog(tmp, {"demo": {"preset": "demo", "port": port}}, server=True) as wd:
+        wait(lambda: serving(port), 60, 0.05)
+        spawn = next(e for e in journal(wd["logs"]) if e["event"] == "spawn")
+        stderr = Path(spawn["stderr"])
+        with open(stderr, "ab") as fh:
+            fh.write(b"".join(b"line %d\n" % i for i in range(200)) + b"=" * (10 << 20))
+        url = f"{wd['url']}read-current-stderr-log"
+        ours = _time(lambda: requests.get(url, params={"lines": 200}, timeout=60), 20)
+        both = f"{wd['url']}api/v1/logs"
+        ordered = _time(lambda: requests.get(both, params={"lines": 200}, timeout=60), 20)
+    with supervisord(tmp, {"demo": demo_cmd(free_port())}, {"demo"}) as sv:
+        with open(sv["dir"] / "demo.out", "ab") as fh:
+            fh.write(b"".join(b"line %d\n" % i for i in range(200)) + b"=" * (10 << 20))
+        rpc = sv["rpc"]
+        theirs = _time(lambda: rpc.supervisor.tailProcessStdoutLog("demo", 0, 200 * 100), 20)
+        (sv["dir"] / "demo.out").unlink()
+    add("5b. tail 200 lines of a log ending in a 10 MB line", ours, theirs)
+    add("5c. 200 lines of both streams in write order (supervisord: one stream)", ordered, theirs)
+
+
 def _fill(path: Path, size_mb: int, line: bytes) -> None:
     block = line * (1024 * 1024 // len(line))
     with open(path, "ab") as fh:
@@ -572,7 +596,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--idle-s", type=float, default=60)
-    p.add_argument("--only", help="comma-separated: respawn,hang,switch,write,tail,idle,latency")
+    p.add_argument(
+        "--only", help="comma-separated: respawn,hang,switch,write,tail,longline,idle,latency"
+    )
     args = p.parse_args()
     only = set(args.only.split(",")) if args.only else None
     started = datetime.now().isoformat(timespec="seconds")
@@ -584,6 +610,7 @@ def main() -> None:
             "switch": lambda: measure_switch(tmp, args.reps),
             "write": lambda: measure_throughput(tmp),
             "tail": lambda: measure_tail(tmp),
+            "longline": lambda: measure_long_line(tmp),
             "idle": lambda: measure_idle(tmp, args.idle_s),
             "latency": lambda: measure_latency(tmp, 200),
         }
