@@ -170,8 +170,13 @@ def build_page(
                 gpu = gpu_panel(core.gpu())
             except Refused as exc:  # the page stays up and says why; the rest keeps its value
                 return unreachable_card(str(exc)), *[gr.skip()] * 5
+            card_html = status_card(info, _host(request), latest)
+            if not pending:
+                # Nothing to follow: leave both alone, so a refresh that crosses a click
+                # never blanks the message and the pending action the click just set.
+                return card_html, text, events, gpu, gr.skip(), gr.skip()
             said, pending = progress(pending, info, time.time())
-            return status_card(info, _host(request), latest), text, events, gpu, said, pending
+            return card_html, text, events, gpu, said, pending
 
         def refresh_plots(choice_label: str) -> list[Any]:
             try:
@@ -180,7 +185,8 @@ def build_page(
             except Refused:
                 return [gr.skip()] * (len(plots) + 1)
             gpu_plots = [gr.update(value=frame, visible=has_gpu)] * GPU_PLOTS
-            return [gr.update(visible=not has_gpu), *gpu_plots, *[frame] * (len(plots) - 2)]
+            others = [frame] * (len(plots) - GPU_PLOTS)
+            return [gr.update(visible=not has_gpu), *gpu_plots, *others]
 
         def act(kind: str) -> Any:
             def handler(
