@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .frameworks.presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
+from .notify.policy import DEFAULT_EVENTS, NOTIFIABLE
 from .settings_text import SettingsError, describe, did_you_mean, holds, merge, read_json
 
 FRAMEWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -155,6 +156,23 @@ class MetricsSettings(_Strict):
     retention_days: float = Field(7, gt=0)
 
 
+class NotifySettings(_Strict):
+    """Messages to a phone (Apprise URLs: ntfys://…, discord://…, json://…). The URLs
+    hold tokens: never shown, only masked."""
+
+    urls: list[str] = Field(default_factory=list, repr=False)
+    events: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    min_interval_s: float = Field(300, ge=0)
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in NOTIFIABLE:
+                raise ValueError(f"{item!r} is not an event{did_you_mean(item, NOTIFIABLE)}")
+        return value
+
+
 class TlsFiles(_Strict):
     """A certificate the user has (e.g. Let's Encrypt's fullchain.pem and privkey.pem)."""
 
@@ -206,6 +224,7 @@ class Settings(_Strict):
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="built-in defaults")

@@ -85,10 +85,16 @@ def describe(root: type[BaseModel], error: dict[str, Any], owner: str = "") -> s
     if error["type"] == "extra_forbidden":
         loc = tuple(error["loc"])
         message = "unknown key" + did_you_mean(str(loc[-1]), keys_at(root, loc))
-    elif "input" in error and error["type"] not in ("missing",):
+    elif "input" in error and error["type"] not in ("missing",) and not _secret(error["loc"]):
         shown = json.dumps(error["input"], default=str)
         message += f" (got {shown[:60]}{'…' if len(shown) > 60 else ''})"
     return f"{owner}{path}: {message}"
+
+
+def _secret(loc: tuple[Any, ...] | list[Any]) -> bool:
+    """Values never echoed: notify URLs hold tokens, a framework's env may hold keys."""
+    parts = [str(p) for p in loc]
+    return parts[:2] == ["notify", "urls"] or "env" in parts
 
 
 def holds(data: dict[str, Any] | None, loc: tuple[Any, ...]) -> bool:

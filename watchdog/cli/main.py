@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--public-host", action="store_true", default=argparse.SUPPRESS)
     c.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port of the page")
     c.add_argument("--user", help="run as this user (it must exist; rc.local runs it with su)")
+    command("notify-test", "send a test message to every notify.urls service")
     c = command("uninstall-autostart", "remove the systemd unit or the rc.local entry")
     c.add_argument("--root", type=Path, default=Path("/"), help="write under this prefix")
     return p
@@ -115,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         from .admin import set_password
 
         return set_password(args)
+    if command == "notify-test":
+        from .notify_test import notify_test
+
+        return notify_test(args)
     if command in ("install-autostart", "uninstall-autostart"):
         from .admin import autostart
 

@@ -144,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
             shown = "127.0.0.1" if host == "0.0.0.0" else host
             shown = f"[{shown}]" if ":" in shown else shown
             service.door_url = f"{scheme}://{shown}:{keeper.app_port}/"
+            # Messages link the page by an address it is served on beyond loopback.
+            beyond = [a for a in served_addresses(host) if a not in ("127.0.0.1", "[::1]")]
+            service.page_url = f"{scheme}://{beyond[0] if beyond else shown}:{keeper.port}/"
             keeper.start()
             for address in served_addresses(host):
                 log.info(

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class EventLog:
         self.dropped = 0
         self._lock = threading.Lock()
         self._torn_checked = False
+        # Told of every event after it is written (the notifier); each must return at
+        # once and never raise into the writer.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": utc_now_iso(), "event": event}
@@ -72,6 +76,11 @@ class EventLog:
                 self.error = f"cannot write {self.path}: {exc.strerror or exc}"
                 log.error("event %s not journaled: %s", event, self.error)
         log.info("event %s", _summary(record))
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("an event listener failed on %s", event)
         return record
 
     def _ends_torn(self) -> bool:

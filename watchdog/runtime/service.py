@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import socket
+
 from ..core.status import Status
 from ..monitor.gpu import GpuReader, make_reader
 from ..monitor.metrics import History, Sampler
+from ..notify.delivery import Notifier
 from ..settings import Settings
 from .private import make_private
 from .proctree import CachedTree
@@ -24,8 +27,9 @@ class Service:
     ) -> None:
         self.settings = settings
         make_private(settings.logs_dir)  # before anything writes into it
-        # Where users open the framework (the front's door), once the core bound it.
+        # Where users open the framework (the front's door) and the page, once bound.
         self.door_url: str | None = None
+        self.page_url: str | None = None
         self.reader = reader if reader is not None else make_reader()
         self.history = History(
             settings.logs_dir / "history.sqlite", settings.metrics.retention_days * DAY_S
@@ -38,9 +42,18 @@ class Service:
             CachedTree(self.supervisor.tree_pids),
             self.supervisor.report_usage,
         )
+        n = settings.notify
+        events = self.supervisor.events
+        self.notifier = Notifier(
+            n.urls, n.events, n.min_interval_s, events.write, socket.gethostname(),
+            lambda: self.page_url, settings.watch.stable_uptime_s,
+        )  # fmt: skip
+        events.listeners.append(self.notifier.offer)
 
     def start(self) -> Status:
-        status = self.supervisor.begin([self.history.error] if self.history.error else None)
+        errors = [e for e in (self.history.error, *self.notifier.errors) if e]
+        status = self.supervisor.begin(errors or None)
+        self.notifier.start()
         self.sampler.start()
         return status
 
@@ -52,3 +65,4 @@ class Service:
                 self.supervisor.shutdown(leave_running=leave_running, requested_by=requested_by)
             finally:
                 self.history.close()
+                self.notifier.stop()
