@@ -349,6 +349,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
     from watchdog.web.auth import Authenticator, Credentials, CredentialsFile, save_credentials
     from watchdog.web.config import FrontConfig
     from watchdog.web.link import CoreLink, JournalRelay
+    from watchdog.web.metrics import DoorStats
     from watchdog.web.server import WebServer, build_app, build_door
 
     started: list[tuple[list[WebServer], ControlSocket, Service, Authenticator]] = []
@@ -375,10 +376,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Web]]:
             **(config or {})
         )
         tls = (front.tls_cert, front.tls_key) if front.tls else None
-        app = build_app(core, auth, front)
+        stats = DoorStats()
+        app = build_app(core, auth, front, stats)
         servers = [WebServer(app, "127.0.0.1", 0, tls=tls)]
         if door:
-            servers.append(WebServer(build_door(core, auth, front), "127.0.0.1", 0, tls=tls))
+            door_app = build_door(core, auth, front, stats)
+            servers.append(WebServer(door_app, "127.0.0.1", 0, tls=tls))
         started.append((servers, control, service, auth))
         ports = [server.start() for server in servers]
         scheme = "https" if tls else "http"

@@ -237,6 +237,17 @@ class ControlApi:
             snap["sample"] = {**snap["sample"], "ts": iso(snap["sample"]["ts"])}
         return snap
 
+    def metrics(self) -> dict[str, Any]:
+        """What ``/metrics`` shows: the status, the journal's counters since the core
+        started, the sampler's stored GPU snapshot and latest sample (no NVML call)."""
+        snap = self.service.sampler.snapshot_dict()
+        return {
+            "status": self.sup.status().to_dict(),
+            "counters": self.service.counters.snapshot(),
+            "gpu": {k: snap.get(k) for k in ("available", "devices")},
+            "sample": snap.get("sample"),
+        }
+
     def history(self, minutes: int = 60) -> list[dict[str, Any]]:
         """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points;
         ``ts`` in ISO 8601 (UTC), as everywhere in the API."""

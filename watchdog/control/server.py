@@ -54,6 +54,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/events"): ("events", "query"),
     ("GET", "/gpu"): ("gpu", "query"),
     ("GET", "/history"): ("history", "query"),
+    ("GET", "/metrics"): ("metrics", "query"),
     ("POST", "/journal"): ("journal", "body"),
 }
 # Query values arrive as text; these are numbers.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 
 from ..core.status import Status
+from ..monitor.counters import Counters
 from ..monitor.gpu import GpuReader, make_reader
 from ..monitor.metrics import History, Sampler
 from ..notify.delivery import Notifier
@@ -49,6 +50,8 @@ class Service:
             lambda: self.page_url, settings.watch.stable_uptime_s,
         )  # fmt: skip
         events.listeners.append(self.notifier.offer)
+        self.counters = Counters()  # for /metrics
+        events.listeners.append(self.counters.count)
 
     def start(self) -> Status:
         errors = [e for e in (self.history.error, *self.notifier.errors) if e]

@@ -5,6 +5,7 @@
     GET /read-current-stdout-log     ?lines=N (1..10000, default 100), text/plain
     GET /read-current-stderr-log     same for stderr
     GET /download-current-log        ?stream=stdout|stderr, the current run's whole file
+    GET /metrics                     Prometheus' text format (``metrics.py``)
 
 Only GET, and nothing here changes state: a link can never stop a framework. An
 error is ``{"error": "<a sentence>"}`` with a 4xx/5xx status, as everywhere.
@@ -17,9 +18,11 @@ from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..control.api import MAX_LINES, Refused
 from .link import CoreLink
+from .metrics import DoorStats, metrics_text
 
 
 def _read_upto(core: CoreLink, stream: str, first: dict[str, Any]) -> Iterator[bytes]:
@@ -48,7 +51,17 @@ def error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message[:300]}, status_code=status)
 
 
-def add_routes(app: FastAPI, core: CoreLink) -> None:
+def add_routes(app: FastAPI, core: CoreLink, door: DoorStats | None = None) -> None:
+    door = door if door is not None else DoorStats()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        try:
+            text = metrics_text(core.metrics(), door)
+        except Refused as exc:
+            return error(str(exc), exc.status)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/health")
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from .asgi import Receive, Scope, Send, respond
 from .clients import ClientResolver, header
 from .door_target import RELOAD_S, DoorTarget, Target, starting_page
+from .metrics import DoorStats
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,16 @@ class ClientGone(Exception):
 
 
 class Door:
-    def __init__(self, target: DoorTarget, clients: ClientResolver, tls: bool = False) -> None:
+    def __init__(
+        self,
+        target: DoorTarget,
+        clients: ClientResolver,
+        tls: bool = False,
+        stats: DoorStats | None = None,
+    ) -> None:
         self.target = target
         self.clients = clients
+        self.stats = stats if stats is not None else DoorStats()
         self.scheme = "https" if tls else "http"
         # One pool for every request; no proxy from the environment, no redirects
         # followed, and no timeout once the framework answered.
@@ -86,6 +94,7 @@ class Door:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        self.stats.requests += 1  # one event loop: no lock needed
         raw_path: bytes = scope.get("raw_path") or scope.get("path", "/").encode()
         if not raw_path.startswith(b"/"):  # absolute-form or garbage: we are no proxy
             await respond(scope, send, 400, "the door takes a path, not a URL")

@@ -73,6 +73,7 @@ def main() -> int:
 
     from .auth import Authenticator, CredentialsError, CredentialsFile
     from .link import CoreLink, JournalRelay
+    from .metrics import DoorStats
     from .server import WebServer, build_app, build_door, open_share_link
 
     try:
@@ -87,10 +88,12 @@ def main() -> int:
     auth = Authenticator(creds, JournalRelay(core), config.max_failed_logins, config.lockout_s)
     tls = (config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     sock = socket.socket(fileno=config.listen_fd) if config.listen_fd is not None else None
-    servers = [WebServer(build_app(core, auth, config), config.host, config.port, sock, tls)]
+    stats = DoorStats()  # counted by the door, shown by the page's /metrics
+    page = build_app(core, auth, config, stats)
+    servers = [WebServer(page, config.host, config.port, sock, tls)]
     if config.app_port is not None:
         door_sock = socket.socket(fileno=config.door_fd) if config.door_fd is not None else None
-        door = build_door(core, auth, config)
+        door = build_door(core, auth, config, stats)
         door_server = WebServer(door, config.host, config.app_port, door_sock, tls, "door", False)
         servers.append(door_server)
     try:

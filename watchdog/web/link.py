@@ -118,6 +118,10 @@ class CoreLink:
         """Samples of GPU / CPU / RAM over the last ``minutes``, at most 400 points."""
         return self._call("GET", "/history", minutes=minutes)
 
+    def metrics(self) -> dict[str, Any]:
+        """Status, counters and stored samples for ``/metrics`` (see ControlApi.metrics)."""
+        return self._call("GET", "/metrics")
+
 
 class JournalRelay:
     """The front's events (``auth_failed``) on their way to the core's journal.

@@ -33,6 +33,7 @@ from .door_target import DoorTarget
 from .events_view import CSS as EVENTS_CSS
 from .gate import DOOR_PATHS, PAGE_PATHS, AuthGate
 from .link import CoreLink
+from .metrics import DoorStats
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
 from .ui import build_page
@@ -51,9 +52,12 @@ TICK_S = 1.0
 MAX_CONNECTIONS = 256
 
 
-def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIApp:
+def build_app(
+    core: CoreLink, auth: Authenticator, config: FrontConfig, door: DoorStats | None = None
+) -> ASGIApp:
+    """The page, its APIs and routes; ``door``: the door's counts, for ``/metrics``."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    add_routes(app, core)
+    add_routes(app, core, door)
     app.mount("/api/v1", build_rest(core))
     fingerprint = None
     if config.tls_cert:
@@ -84,9 +88,12 @@ def build_app(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIA
     return gated(NoUploads(DefaultArgs(app, defaults)), auth, config, door=False)
 
 
-def build_door(core: CoreLink, auth: Authenticator, config: FrontConfig) -> ASGIApp:
+def build_door(
+    core: CoreLink, auth: Authenticator, config: FrontConfig, stats: DoorStats | None = None
+) -> ASGIApp:
     """The framework's own UI, behind the same gate and sessions as the page."""
-    door = Door(DoorTarget(core), ClientResolver(config.trusted_proxies), tls=config.tls)
+    clients = ClientResolver(config.trusted_proxies)
+    door = Door(DoorTarget(core), clients, tls=config.tls, stats=stats)
     return gated(door, auth, config, door=True)
 
 
