@@ -5,6 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 source scripts/venv.sh requirements-dev.txt
 source scripts/chromium.sh
+source scripts/promtool.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"
