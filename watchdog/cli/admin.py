@@ -19,14 +19,13 @@ from .common import (
     EXIT_SETTINGS,
     HERE,
     settings_from,
+    settings_or_say,
 )
 
 
 def set_password(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_from(args.settings)
-    except SettingsError as exc:
-        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+    settings = settings_or_say(args.settings)
+    if settings is None:
         return EXIT_SETTINGS
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.user}: ")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from ..settings import Settings, load_settings
+from ..settings import Settings, SettingsError, load_settings
 
 HERE = Path(__file__).resolve().parent.parent.parent  # the checkout: app.py's folder
 APP = HERE / "app.py"
@@ -23,3 +24,13 @@ def settings_from(path: Path | None) -> Settings:
     if path is None and DEFAULT_SETTINGS.exists():
         path = DEFAULT_SETTINGS
     return load_settings(path)
+
+
+def settings_or_say(path: Path | None) -> Settings | None:
+    """``settings_from``, or None after saying on stderr what is wrong with them
+    (the caller returns ``EXIT_SETTINGS``)."""
+    try:
+        return settings_from(path)
+    except SettingsError as exc:
+        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+        return None

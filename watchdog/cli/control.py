@@ -18,19 +18,19 @@ from typing import Any
 
 from ..control.client import ApiError, ControlClient, NoCore
 from ..control.server import socket_path
-from ..settings import SettingsError
-from .common import EXIT_NO_CORE, EXIT_REFUSED, EXIT_SETTINGS, settings_from
+from .common import EXIT_NO_CORE, EXIT_REFUSED, EXIT_SETTINGS, settings_or_say
 
 FOLLOW_S = 0.5
 
 
 def run_control(args: argparse.Namespace) -> int:
     """Dispatch a control command; one line and an exit code when it cannot be done."""
-    try:
-        path = args.socket or socket_path(settings_from(args.settings).logs_dir)
-    except SettingsError as exc:
-        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
-        return EXIT_SETTINGS
+    path = args.socket
+    if path is None:
+        settings = settings_or_say(args.settings)
+        if settings is None:
+            return EXIT_SETTINGS
+        path = socket_path(settings.logs_dir)
     client = ControlClient(Path(path))
     try:
         return COMMANDS[args.command](client, args)

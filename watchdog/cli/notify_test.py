@@ -12,17 +12,14 @@ import sys
 
 from ..notify.delivery import Notifier
 from ..notify.policy import Message
-from ..settings import SettingsError
-from .common import EXIT_SETTINGS, settings_from
+from .common import EXIT_SETTINGS, settings_or_say
 
 EXIT_FAILED = 1
 
 
 def notify_test(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_from(args.settings)
-    except SettingsError as exc:
-        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+    settings = settings_or_say(args.settings)
+    if settings is None:
         return EXIT_SETTINGS
     n = settings.notify
     notifier = Notifier(n.urls, n.events, n.min_interval_s, lambda *_a, **_k: None, "")

@@ -23,7 +23,7 @@ from ..runtime.instance_lock import AlreadyRunning, InstanceLock
 from ..runtime.service import Service
 from ..runtime.signals import SignalRoutes
 from ..runtime.tls import TlsError, certificate, machine_addresses
-from ..settings import Settings, SettingsError
+from ..settings import Settings
 from ..web.auth import CredentialsError, load_credentials
 from ..web.config import FrontConfig
 from .admin import set_password_hint
@@ -32,7 +32,7 @@ from .common import (
     EXIT_NO_CREDENTIALS,
     EXIT_SERVER,
     EXIT_SETTINGS,
-    settings_from,
+    settings_or_say,
 )
 
 log = logging.getLogger("sd-watchdog")
@@ -41,10 +41,8 @@ log = logging.getLogger("sd-watchdog")
 def run(args: argparse.Namespace) -> int:
     """The watchdog itself: supervise, serve the control socket and (unless
     ``--no-server``) the page, until SIGTERM/SIGINT."""
-    try:
-        settings = settings_from(args.settings)
-    except SettingsError as exc:
-        print(f"sd-watchdog: settings error: {exc}", file=sys.stderr)
+    settings = settings_or_say(args.settings)
+    if settings is None:
         return EXIT_SETTINGS
     try:
         creds = load_credentials(settings.auth_path)
