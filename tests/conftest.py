@@ -198,6 +198,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
         metrics: dict[str, Any] | None = None,
         server: dict[str, Any] | None = None,
         notify: dict[str, Any] | None = None,
+        idle: dict[str, Any] | None = None,
     ) -> Path:
         frameworks = frameworks or {"demo": demo()}
         data = {
@@ -210,6 +211,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             # suite runs beside a user's own watchdog on 5005 and 5006.
             "server": {"port": 0, "app_port": 0, **(server or {})},
             **({"notify": notify} if notify is not None else {}),
+            **({"idle": idle} if idle is not None else {}),
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))

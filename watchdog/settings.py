@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from .frameworks.presets import CUSTOM, PRESETS, FrameworkSpec, parse_signal, resolve_framework
@@ -173,6 +174,24 @@ class NotifySettings(_Strict):
         return value
 
 
+class IdleSettings(_Strict):
+    """Nobody used the framework for ``after_min`` (no generation, no request through
+    the door, no action on the page): ``stop`` puts it to sleep until the next request
+    through the door; ``command`` warns, waits ``grace_min``, then runs ``command``
+    (``sudo poweroff``, a provider's CLI). 0 is off."""
+
+    after_min: float = Field(0, ge=0)
+    action: Literal["stop", "command"] = "stop"
+    command: str | None = Field(None, repr=False)  # may hold a provider's API key
+    grace_min: float = Field(5, ge=0)
+
+    @model_validator(mode="after")
+    def _command_given(self) -> IdleSettings:
+        if self.action == "command" and not (self.command or "").strip():
+            raise ValueError('command: required when action is "command"')
+        return self
+
+
 class TlsFiles(_Strict):
     """A certificate the user has (e.g. Let's Encrypt's fullchain.pem and privkey.pem)."""
 
@@ -225,6 +244,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    idle: IdleSettings = Field(default_factory=IdleSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="built-in defaults")

@@ -92,9 +92,11 @@ def describe(root: type[BaseModel], error: dict[str, Any], owner: str = "") -> s
 
 
 def _secret(loc: tuple[Any, ...] | list[Any]) -> bool:
-    """Values never echoed: notify URLs hold tokens, a framework's env may hold keys."""
+    """Values never echoed: notify URLs hold tokens, a framework's env and the idle
+    command may hold keys."""
     parts = [str(p) for p in loc]
-    return parts[:2] == ["notify", "urls"] or "env" in parts
+    whole_idle = parts == ["idle"]  # its own check's input is the object, command too
+    return parts[:2] in (["notify", "urls"], ["idle", "command"]) or whole_idle or "env" in parts
 
 
 def holds(data: dict[str, Any] | None, loc: tuple[Any, ...]) -> bool:

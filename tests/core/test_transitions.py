@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from replay import Replay
 
-from watchdog.core.messages import Boot, Shutdown, Swept
+from watchdog.core.messages import Activity, Boot, Shutdown, Swept, Wanted
 from watchdog.core.states import TRANSITIONS, State
 
 S = State
@@ -26,6 +26,20 @@ def _fatal_after_crashes(r: Replay) -> None:
         r.spawned()
         r.crash()
         r.wait(5)
+
+
+IDLE_S = 600  # test_edge's idle.after_min: 10
+
+
+def _asleep(r: Replay, **torn_down: object) -> None:
+    r.ready()
+    r.wait(IDLE_S)
+    r.torn_down(**torn_down)
+
+
+def _woken(r: Replay, **torn_down: object) -> None:
+    _asleep(r, **torn_down)
+    r.feed(Activity("door"))
 
 
 HISTORIES: dict[tuple[State, State], Callable[[Replay], None]] = {
@@ -85,6 +99,12 @@ HISTORIES: dict[tuple[State, State], Callable[[Replay], None]] = {
         r.command("start"),
         r.feed(Swept(error="EMFILE")),
     ),
+    (S.STOPPED, S.SLEEPING): lambda r: r.reboot(Boot(Wanted("a", False, sleeping=True)), Swept()),
+    (S.STOPPING, S.SLEEPING): _asleep,
+    (S.SLEEPING, S.STARTING): lambda r: (_woken(r), r.spawned()),
+    (S.SLEEPING, S.BACKOFF): lambda r: (_woken(r), r.spawn_failed()),
+    (S.SLEEPING, S.FATAL): lambda r: (_woken(r, remaining=(4242,)), r.feed(Swept(error="EMFILE"))),
+    (S.SLEEPING, S.STOPPED): lambda r: (_asleep(r), r.command("stop")),
 }
 
 
@@ -104,7 +124,9 @@ def test_edge(edge, make_settings):
     from conftest import demo
 
     settings = make_settings(
-        frameworks={"a": demo(), "b": demo()}, watch={"max_restarts": 1, "backoff_initial_s": 1}
+        frameworks={"a": demo(), "b": demo()},
+        watch={"max_restarts": 1, "backoff_initial_s": 1},
+        idle={"after_min": IDLE_S / 60},
     )
     r = Replay(settings)
     HISTORIES[edge](r)

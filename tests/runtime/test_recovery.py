@@ -98,7 +98,12 @@ def test_switch_interrupted_by_kill9_of_the_watchdog_ends_on_the_new_framework(w
     assert not pid_alive(old)
     assert demo_servers() == [ready["pid"]], "only the new framework is alive"
     state = json.loads((first.logs / "state.json").read_text())
-    assert state["wanted"] == {"framework": "b", "should_run": True, "restart_run": None}
+    assert state["wanted"] == {
+        "framework": "b",
+        "should_run": True,
+        "restart_run": None,
+        "sleeping": False,
+    }
 
 
 # -- leftovers of earlier runs are cleaned before anything is spawned -----------------

@@ -112,6 +112,7 @@ BAD_ARGS = {
     "stop": st.tuples(not_a_bool),
     "restart": st.tuples(not_a_bool),
     "switch": st.tuples(not_a_name, junk) | st.tuples(junk, not_a_bool),
+    "keep_awake": st.lists(junk, min_size=0, max_size=0),  # no arguments; idle is off here
     "logs": st.tuples(junk, junk),
     "events": st.tuples(junk, not_a_name),
     "gpu": st.lists(junk, min_size=0, max_size=0),
@@ -145,7 +146,7 @@ def test_fuzzed_api_arguments_change_nothing(guarded, name, caplog):
         attempt()
     after = sup.status()
     assert after.seq == before.seq and after.pid == before.pid and after.framework == "a"
-    if name not in ("status", "frameworks", "gpu"):
+    if name not in ("status", "frameworks", "gpu", "keep_awake"):
         assert seen["errors"] > 0
     tracebacks = [r for r in caplog.records if r.exc_info and r.name.startswith("watchdog")]
     assert not tracebacks, "bad input never becomes a traceback in our log"

@@ -82,7 +82,7 @@ def test_bad_requests_are_a_clear_4xx_and_change_nothing(web, method, path, body
 def test_openapi_describes_every_route(web):
     spec = requests.get(f"{web.url}api/v1/openapi.json", timeout=10).json()
     assert set(spec["paths"]) == {
-        "/status", "/frameworks", "/start", "/stop", "/restart", "/switch",
+        "/status", "/frameworks", "/start", "/stop", "/restart", "/switch", "/keep-awake",
         "/logs", "/events", "/gpu", "/history",
     }  # fmt: skip
     body = spec["paths"]["/switch"]["post"]["requestBody"]["content"]["application/json"]

@@ -70,12 +70,28 @@ def describe(status: dict[str, Any]) -> str:
         out.append(f"  open it at: {status['door_url']} (the door, behind the page's login)")
     if status.get("reason"):
         out.append(f"  why: {status['reason']}")
+    idle = idle_line(status.get("idle"))
+    if idle:
+        out.append(f"  idle: {idle}")
     last = status.get("last_exit")
     if last:
         out.append(f"  last exit: {last['reason']} ({last['time']})")
     out += [f"  stderr: {line}" for line in status.get("last_stderr") or []][-5:]
     out += [f"  problem: {e}" for e in status.get("errors") or []]
     return "\n".join(out)
+
+
+def idle_line(idle: dict[str, Any] | None) -> str | None:
+    """``"for 12m 0s; sleeps in 18m 0s"`` (None when the idle policy is off)."""
+    if not idle or not idle.get("enabled"):
+        return None
+    line = f"for {_duration(idle.get('idle_s'))}"
+    if idle.get("sleeping"):
+        return line + "; asleep: the next request through the door wakes it"
+    if idle.get("next_in_s") is not None:
+        what = "sleeps" if idle.get("next") == "sleep" else "the idle command runs"
+        line += f"; {what} in {_duration(idle['next_in_s'])}"
+    return line + (" (grace: `keep-awake` stops it)" if idle.get("grace") else "")
 
 
 def _status(client: ControlClient, args: argparse.Namespace) -> int:
@@ -85,7 +101,7 @@ def _status(client: ControlClient, args: argparse.Namespace) -> int:
 
 
 def _act(client: ControlClient, args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"force": args.force, "requested_by": "cli"}
+    body: dict[str, Any] = {"force": getattr(args, "force", False), "requested_by": "cli"}
     if getattr(args, "name", None):
         body["framework"] = args.name
     status = client.call("POST", f"/{args.command}", body)
@@ -152,6 +168,7 @@ COMMANDS = {
     "stop": _act,
     "restart": _act,
     "switch": _act,
+    "keep-awake": _act,
     "logs": _logs,
     "events": _events,
 }

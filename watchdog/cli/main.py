@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from .common import DEFAULT_SETTINGS
 
-CONTROL = ("status", "start", "stop", "restart", "switch", "logs", "events")
+CONTROL = ("status", "start", "stop", "restart", "switch", "keep-awake", "logs", "events")
 
 
 def _global(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -78,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     c = command("switch", "stop what runs, wait for its port and VRAM, start NAME")
     c.add_argument("name", help="framework name from the settings")
     c.add_argument("--force", action="store_true", help="interrupt a running generation")
+    command("keep-awake", "restart the idle clock; a pending idle command will not run")
     c = command("logs", "the current run's output")
     c.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     c.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")

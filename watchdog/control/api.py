@@ -175,6 +175,18 @@ class ControlApi:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._act(self.sup.switch, name_of(framework, required=True), force=force)
 
+    def keep_awake(self, force: bool = False) -> dict[str, Any]:
+        """Restart the idle clock; an idle command waiting out its grace will not run."""
+        return self._act(self.sup.keep_awake, force=force)
+
+    def activity(self, source: str = "door") -> dict[str, Any]:
+        """The front's word that the framework was used through the door (wakes it if
+        it sleeps). Only the front reaches the control socket."""
+        if source != "door":
+            raise Refused(f"source must be door, not {source!r:.40}")
+        self.sup.report_activity(source)
+        return {"ok": True}
+
     def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         if stream not in STREAMS:

@@ -48,6 +48,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/stop"): ("stop", "body"),
     ("POST", "/restart"): ("restart", "body"),
     ("POST", "/switch"): ("switch", "body"),
+    ("POST", "/keep-awake"): ("keep_awake", "body"),
+    ("POST", "/activity"): ("activity", "body"),
     ("GET", "/logs"): ("logs", "query"),
     ("GET", "/logs/follow"): ("follow", "query"),
     ("GET", "/logs/latest"): ("latest", "query"),

@@ -3,7 +3,7 @@
 A pure function: the machine applies the decision (new wanted state, events, refusal).
 
     >>> decide(Command("switch", "comfyui"), Wanted("a1111", True), run=None)
-    Decision(wanted=Wanted(framework='comfyui', should_run=True, restart_run=None), …)
+    Decision(wanted=Wanted(framework='comfyui', should_run=True, …), …)
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _already(
     restart under way instead of doing a second one."""
     if cmd.kind == "restart" and wanted.restart_run is not None:
         return f"a restart of {wanted.framework} is already under way"
-    if cmd.kind == "stop" and not wanted.should_run:
+    if cmd.kind == "stop" and not wanted.should_run and not wanted.sleeping:
         return f"{wanted.framework} is already {'stopping' if leaving else 'stopped'}"
     same = cmd.kind in ("start", "switch") and wanted == Wanted(name, True)
     if same and run is not None and run.framework == name:

@@ -18,10 +18,12 @@ from .commands import decide
 from .errors import ShuttingDown
 from .leaving import Leaving
 from .messages import (
+    Activity,
     Boot,
     Command,
     Detach,
     Exited,
+    IdleCommandDone,
     Probe,
     Ready,
     Reply,
@@ -52,7 +54,10 @@ def on_boot(m: Machine, msg: Boot) -> None:
     wanted = msg.wanted
     if wanted is None or wanted.framework not in m.settings.frameworks:
         wanted = Wanted(m.settings.default_framework, True)
+    if wanted.sleeping and m.settings.idle.after_min <= 0:
+        wanted = Wanted(wanted.framework, True)  # asleep by a policy that is now off
     m.wanted = wanted
+    m.idle.use(m.now, m.wall, "start")
     now_wanted = {"framework": wanted.framework, "should_run": wanted.should_run}
     m.journal("watchdog_start", **msg.info, **now_wanted, watching=m.watching)
     if msg.not_adopted is not None:
@@ -68,6 +73,10 @@ def on_boot(m: Machine, msg: Boot) -> None:
         # restart) is finished by reconcile, never undone.
         uptime = round(m.run.uptime(m.now), 1)
         m.enter(S.STARTING, "adopt", **m.run.ids(), requested_by="boot", uptime_s=uptime)
+    elif wanted.sleeping:
+        # STOPPED -> SLEEPING: the door still wakes it, as before the restart
+        why = "asleep (idle) when the watchdog stopped; a request through the door wakes it"
+        m.enter(S.SLEEPING, "sleep", framework=wanted.framework, requested_by="boot", reason=why)
     if wanted.restart_run is not None and (a is None or wanted.restart_run != a.run_id):
         m.wanted = Wanted(wanted.framework, wanted.should_run)  # that run is gone
     m.busy_with = "sweep"
@@ -79,6 +88,10 @@ def on_command(m: Machine, cmd: Command) -> None:
     if m.closing:
         m.out.append(Reply(ShuttingDown("the watchdog is shutting down")))
         return
+    if cmd.kind == "keep_awake":
+        keep_awake(m, cmd)
+        return
+    m.used(cmd.requested_by)  # a person is here: whatever they asked, it is not idle
     decision = decide(cmd, m.wanted, m.run, m.leaving is not None)
     if decision.wanted is None:
         m.out.append(Reply(decision.refusal))
@@ -95,12 +108,45 @@ def on_command(m: Machine, cmd: Command) -> None:
         m.policy.reset()  # a person's word: what failed before is forgotten
         m.restarts = 0
     m.wanted = decision.wanted
-    if not m.wanted.should_run and m.state in (S.BACKOFF, S.FATAL):
-        # BACKOFF/FATAL -> STOPPED: nothing runs, and nothing will be tried
+    if not m.wanted.should_run and m.state in (S.BACKOFF, S.FATAL, S.SLEEPING):
+        # BACKOFF/FATAL/SLEEPING -> STOPPED: nothing runs, nothing will be tried or woken
         fields = {"reason": "stop requested", "requested_by": cmd.requested_by}
         m.enter(S.STOPPED, "stop", framework=m.wanted.framework, **fields)
     m.persist()  # before it is acted on: a restarted watchdog finishes it
     m.out.append(Reply())
+
+
+def keep_awake(m: Machine, cmd: Command) -> None:
+    """The page's "Keep awake": the idle clock starts over, a pending command is off."""
+    idle = m.settings.idle
+    if idle.after_min <= 0:
+        m.out.append(Reply(note="the idle policy is off (idle.after_min is 0)"))
+        return
+    pending = m.idle.warned is not None and not m.idle.acted
+    idle_s = round(m.now - m.idle.since)
+    m.idle.use(m.now, m.wall, cmd.requested_by)
+    m.journal("keep_awake", framework=m.wanted.framework, requested_by=cmd.requested_by,
+              idle_s=idle_s, cancelled="the idle command" if pending else None)  # fmt: skip
+    m.out.append(Reply())
+
+
+def on_activity(m: Machine, msg: Activity) -> None:
+    """A request through the door: in use; and if it sleeps, wake it."""
+    m.used(msg.source)
+    if m.wanted.sleeping and not m.closing:
+        m.wanted = Wanted(m.wanted.framework, True)
+        m.spawn_by = msg.source
+        why = f"a request through the {msg.source} woke it"
+        m.journal("wake", framework=m.wanted.framework, requested_by=msg.source, reason=why)
+        m.persist()  # reconcile spawns it: SLEEPING -> STARTING
+
+
+def on_idle_command_done(m: Machine, msg: IdleCommandDone) -> None:
+    failed = msg.error is not None or msg.exit_code != 0
+    why = msg.error or f"exited with code {msg.exit_code}"
+    fields = {"exit_code": msg.exit_code, "output": msg.output, "duration_s": msg.duration_s}
+    event = "idle_command_failed" if failed else "idle_command_exit"
+    m.journal(event, framework=m.wanted.framework, **fields, reason=f"the idle command {why}")
 
 
 def on_shutdown(m: Machine, msg: Shutdown) -> None:
@@ -158,6 +204,7 @@ def on_ready(m: Machine, msg: Ready) -> None:
     startup_s = round(run.uptime(m.now), 3)
     fields = {"via": msg.via, "url": run.url, "startup_s": startup_s, "line": msg.line}
     m.enter(S.RUNNING, "ready", **run.ids(), **fields)  # STARTING -> RUNNING
+    m.idle.use(m.now, m.wall, "start")  # idle from ready on, not from the spawn
     if run.configured_url and run.url != run.configured_url:
         # Gradio and InvokeAI move to the next free port: the ready line is the truth.
         m.journal("url_changed", **run.ids(), configured=run.configured_url, actual=run.url)
@@ -257,7 +304,9 @@ def on_torndown(m: Machine, msg: TornDown) -> None:
         m.persist()
         return
     then = lv.afterwards(msg, m.state, bool(m.closing), m.wanted.should_run, m.may_spawn())
-    if then.enter is S.STOPPED:
+    if then.enter is S.STOPPED and m.wanted.sleeping and not m.closing:
+        m.enter(S.SLEEPING, "sleep", **lv.stop_details(msg))  # STOPPING -> SLEEPING
+    elif then.enter is S.STOPPED:
         m.enter(S.STOPPED, "stop", **lv.stop_details(msg))  # STOPPING -> STOPPED
     elif not lv.quiet(msg):
         m.journal("cleanup" if lv.after_crash else "stop", **lv.stop_details(msg))
@@ -296,6 +345,8 @@ ON_MESSAGE: dict[type, Callable[[Machine, Any], None]] = {
     Probe: on_probe,
     StartupOutput: on_startup_output,
     Usage: on_usage,
+    Activity: on_activity,
+    IdleCommandDone: on_idle_command_done,
     Exited: on_exited,
     TornDown: on_torndown,
     Swept: on_swept,

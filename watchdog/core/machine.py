@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..settings import Settings
-from . import handlers, verdicts
+from . import handlers, idle, verdicts
 from .leaving import Leaving
 from .messages import (
     Done,
@@ -30,6 +30,7 @@ from .messages import (
     Journal,
     Message,
     Persist,
+    RunIdleCommand,
     Shutdown,
     Spawn,
     Sweep,
@@ -62,6 +63,7 @@ class Machine:
         self.interrupt_next = False  # the next teardown interrupts a job first (forced)
         self.sweep_needed = True  # leftovers of earlier runs may exist
         self.busy_with: str | None = None  # "boot", "sweep" or "spawn": an effect in flight
+        self.idle = idle.IdleClock()  # the last use, for the idle policy
         self.closing: Shutdown | None = None
         self.done = False
         self.out: list[Effect] = []
@@ -73,17 +75,27 @@ class Machine:
         self.out, self.now, self.wall = [], now, wall
         handlers.ON_MESSAGE[type(msg)](self, msg)
         self.check_startup()
+        self.check_idle()
         self.reconcile()
         return self.out
 
     def next_deadline(self) -> float | None:
-        """When a ``Tick`` is due (startup timeout, end of a backoff), monotonic."""
+        """When a ``Tick`` is due (startup timeout, end of a backoff, the idle policy's
+        next action), monotonic."""
         run = self.run
+        due = []
+        if self.watching and not self.closing:
+            due.append(idle.deadline(self.idle, self.settings.idle, self.serving))
         if run is not None and not run.ready:
-            return verdicts.startup_deadline(run)
+            due.append(verdicts.startup_deadline(run))
         if self.state is S.BACKOFF and self.leaving is None:
-            return self.policy.backoff_until
-        return None
+            due.append(self.policy.backoff_until)
+        return min((d for d in due if d is not None), default=None)
+
+    @property
+    def serving(self) -> bool:
+        """A ready framework the idle policy may put to sleep."""
+        return self.run is not None and self.state in (S.RUNNING, S.UNHEALTHY)
 
     # -- entering states and writing events -------------------------------------------
 
@@ -140,6 +152,46 @@ class Machine:
             verdict = verdicts.startup_timeout(run, self.now)
             if verdict is not None:
                 self.fail(run, verdict)
+
+    # -- the idle policy ---------------------------------------------------------------
+
+    def used(self, by: str) -> None:
+        """Someone used it: the idle clock starts over, and a pending command is off."""
+        if self.idle.use(self.now, self.wall, by):
+            why = f"used ({by}) during the grace: the idle command will not run"
+            self.journal("idle_cancelled", framework=self.wanted.framework, by=by, reason=why)
+
+    def check_idle(self) -> None:
+        settings = self.settings.idle
+        if settings.after_min <= 0 or not self.watching or self.closing:
+            return
+        run = self.run
+        if self.state is S.STARTING or (run is not None and run.is_busy):
+            self.used("generation" if run is not None and run.is_busy else "start")
+            return
+        what = idle.due(self.idle, settings, self.serving, self.now)
+        if what is None:
+            return
+        span = idle.minutes(settings.after_min)
+        nobody = f"nobody used it for {span} (no generation, door request or page action)"
+        fw = {"framework": self.wanted.framework, "idle_min": settings.after_min}
+        if what == "sleep" and run is not None:
+            self.idle.acted = True
+            why = f"{nobody}: going to sleep"
+            self.journal("idle", **run.ids(), idle_min=settings.after_min, action="stop",
+                         last_use=self.idle.last_use, reason=why)  # fmt: skip
+            self.wanted = Wanted(self.wanted.framework, False, sleeping=True)
+            self.begin_teardown(run, f"idle for {span}: going to sleep", "idle")
+        elif what == "warn":
+            self.idle.warned = self.now
+            grace = idle.minutes(settings.grace_min)
+            why = f"{nobody}; the idle command runs in {grace} unless someone uses it"
+            self.journal("idle", **fw, action="command", grace_min=settings.grace_min,
+                         last_use=self.idle.last_use, reason=why)  # fmt: skip
+        else:
+            self.idle.acted = True
+            self.journal("idle_command", **fw, reason=f"{nobody}: running the idle command")
+            self.out.append(RunIdleCommand(self.wanted.framework, settings.after_min))
 
     def may_spawn(self) -> bool:
         return (

@@ -25,11 +25,14 @@ class Wanted:
 
     ``restart_run``: a restart of that run is in flight (a restarted watchdog that
     adopts this run finishes the restart instead of keeping the old process).
+    ``sleeping``: stopped by the idle policy; the next request through the door wakes
+    it (a restarted watchdog keeps it asleep).
     """
 
     framework: str
     should_run: bool
     restart_run: str | None = None
+    sleeping: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,25 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """Someone used the framework: a request through the door (reported by the front,
+    at most every few seconds). It wakes a sleeping framework."""
+
+    source: str = "door"
+
+
+@dataclass(frozen=True)
+class IdleCommandDone:
+    """How the idle policy's command ended: its exit code (None: it never ran to an
+    end) and the last of its output."""
+
+    exit_code: int | None
+    output: str = ""
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Tick:
     """Nothing happened, but time passed (a deadline is due)."""
 
@@ -187,6 +209,8 @@ Message = (
     | TornDown
     | Swept
     | Usage
+    | Activity
+    | IdleCommandDone
     | Tick
     | Shutdown
 )
@@ -234,6 +258,14 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class RunIdleCommand:
+    """Run ``idle.command`` (the settings have it: the machine never holds it)."""
+
+    framework: str
+    idle_min: float
+
+
+@dataclass(frozen=True)
 class Detach:
     run_id: str
 
@@ -252,4 +284,4 @@ class Done:
     """Shutdown is complete: nothing runs, nothing is in flight."""
 
 
-Effect = Journal | Persist | Spawn | Teardown | Sweep | Detach | Reply | Done
+Effect = Journal | Persist | Spawn | Teardown | Sweep | RunIdleCommand | Detach | Reply | Done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import idle
 from .machine import Machine
 from .states import State
 from .status import Status
@@ -24,6 +25,8 @@ def reason_for(m: Machine) -> str | None:
         return f"{run.probe_failures} of {threshold} health probes failed: {run.last_probe}"
     if state is State.STARTING and run is not None:
         return "waiting for the ready line or the health URL"
+    if state is State.SLEEPING:
+        return "asleep (idle): the next request through the door wakes it"
     return None
 
 
@@ -73,4 +76,5 @@ def snapshot(
         errors=errors,
         logs=logs,
         published_at=wall,
+        idle=idle.view(m.idle, m.settings.idle, m.serving, m.wanted.sleeping, now, wall),
     )

@@ -18,6 +18,7 @@ class State(str, Enum):
     BACKOFF = "BACKOFF"
     STOPPING = "STOPPING"
     FATAL = "FATAL"
+    SLEEPING = "SLEEPING"
 
 
 S = State
@@ -27,6 +28,7 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (S.STOPPED, S.STARTING): "start, switch or boot: spawn (or adopt a live run at boot)",
     (S.STOPPED, S.BACKOFF): "the spawn failed (port taken, no such command): backoff",
     (S.STOPPED, S.FATAL): "the spawn failed once too often in the window: fatal",
+    (S.STOPPED, S.SLEEPING): "boot: it was asleep when the last watchdog stopped: sleep",
     (S.STARTING, S.RUNNING): "ready line seen or health URL answered: ready",
     (S.STARTING, S.BACKOFF): "exited before ready: backoff",
     (S.STARTING, S.FATAL): "exited before ready, once too often: fatal",
@@ -50,8 +52,13 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (S.STOPPING, S.STARTING): "the tree is gone after a switch or restart: spawn",
     (S.STOPPING, S.BACKOFF): "the tree is gone after a hang, stall or timeout: backoff",
     (S.STOPPING, S.FATAL): "a failure too many, VRAM never freed, or the teardown failed: fatal",
+    (S.STOPPING, S.SLEEPING): "the tree is gone after the idle policy stopped it: sleep",
     (S.FATAL, S.STARTING): "a person's start, switch or restart: spawn",
     (S.FATAL, S.BACKOFF): "a person's start whose spawn failed: backoff",
     (S.FATAL, S.STOPPED): "a person's stop, or shutdown: stop",
     (S.FATAL, S.FATAL): "after a person's start, the spawn or the sweep failed at once: fatal",
+    (S.SLEEPING, S.STARTING): "a request through the door woke it, or a person's start: spawn",
+    (S.SLEEPING, S.BACKOFF): "woken, but the spawn failed: backoff",
+    (S.SLEEPING, S.FATAL): "woken, but leftovers could not be stopped: fatal",
+    (S.SLEEPING, S.STOPPED): "a person's stop, or shutdown: stop",
 }

@@ -15,6 +15,7 @@ from .states import State
 
 if TYPE_CHECKING:  # the runtime fills it in; the machine never opens a file
     from ..runtime.logs import RunLogs
+    from .idle import IdleView
 
 
 def iso(wall: float) -> str:
@@ -91,6 +92,7 @@ class Status:
     logs: RunLogs | None = None
     published_at: float = field(default_factory=time.time)
     note: str | None = None  # only in a command's answer: why it changed nothing
+    idle: IdleView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The status object of the API contract (``GET /info``, ``status``)."""
@@ -124,4 +126,5 @@ class Status:
             "busy_detail": self.busy_detail,
             "errors": list(self.errors),
             "note": self.note,
+            "idle": self.idle.to_dict(now) if self.idle is not None else None,
         }

@@ -22,13 +22,14 @@ from typing import Any
 
 DEFAULT_EVENTS = (
     "fatal", "crash", "hang", "stalled", "recovered", "vram_timeout", "idle",
-    "front_exit", "front_hang", "front_rss",
+    "idle_command_failed", "front_exit", "front_hang", "front_rss",
 )  # fmt: skip
 # What notify.events may name: the journal's events about frameworks and the page.
 NOTIFIABLE = (
     *DEFAULT_EVENTS, "startup_timeout", "spawn_failed", "teardown_failed", "port_busy",
     "restart", "switch", "stop", "spawn", "ready", "jobs_resumed", "auth_failed",
-    "log_truncated", "internal_error", "url_changed",
+    "log_truncated", "internal_error", "url_changed", "sleep", "wake", "idle_command",
+    "idle_command_exit", "idle_cancelled", "keep_awake",
 )  # fmt: skip
 # A problem that, followed by ready, makes a "recovered" message.
 TROUBLE = ("crash", "hang", "stalled", "fatal", "startup_timeout", "spawn_failed")
@@ -40,6 +41,10 @@ WHAT = {
     "recovered": "is running again",
     "vram_timeout": "did not free its GPU memory",
     "idle": "is idle",
+    "idle_command_failed": "idle command failed",
+    "idle_command": "idle command is running",
+    "sleep": "is asleep (idle)",
+    "wake": "is waking up",
     "front_exit": "control page exited and was restarted",
     "front_hang": "control page hung and was restarted",
     "front_rss": "control page grew too big and was restarted",

@@ -9,7 +9,7 @@ missing or unreadable file means "no memory": the settings' default applies.
     >>> store = StateFile(Path("logs/state.json"))     # doctest: +SKIP
     >>> store.save(Wanted("comfyui", should_run=True), run=None)
     >>> store.load()
-    Remembered(wanted=Wanted(framework='comfyui', should_run=True, restart_run=None), run=None)
+    Remembered(wanted=Wanted(framework='comfyui', should_run=True, …), run=None)
 """
 
 from __future__ import annotations
@@ -57,7 +57,12 @@ class StateFile:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             w = data.get("wanted") or data["desired"]  # "desired": version 2
             restart = w.get("restart_run")
-            wanted = Wanted(str(w["framework"]), bool(w["should_run"]), restart and str(restart))
+            wanted = Wanted(
+                str(w["framework"]),
+                bool(w["should_run"]),
+                restart and str(restart),
+                sleeping=w.get("sleeping") is True,
+            )
             run = RunRecord(**data["run"]) if data.get("run") else None
             return Remembered(wanted, run)
         except FileNotFoundError:

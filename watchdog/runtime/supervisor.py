@@ -40,6 +40,7 @@ from ..monitor.gpu import GpuReader
 from ..settings import Settings, did_you_mean
 from . import teardown
 from .events import EventLog
+from .idle_command import run_idle_command
 from .leftovers import Leftovers
 from .logs import RunLogs, tail_lines
 from .logstore import LogStore
@@ -165,6 +166,14 @@ class Supervisor:
     def restart(self, requested_by: str = "api", force: bool = False) -> Status:
         return self._command("restart", None, requested_by, force)
 
+    def keep_awake(self, requested_by: str = "api", force: bool = False) -> Status:
+        """The idle clock starts over; an idle command in its grace will not run."""
+        return self._command("keep_awake", None, requested_by, force)
+
+    def report_activity(self, source: str = "door") -> None:
+        """Someone used the framework (a request through the door); wakes it if asleep."""
+        self._inbox.put(m.Activity(source))
+
     def report_usage(self, rss_mb: float | None, gpu_util_pct: float | None = None) -> None:
         """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``) and GPU
         utilisation (a busy GPU is a sign of life during a long generation)."""
@@ -273,6 +282,8 @@ class Supervisor:
             self._start_teardown(effect)
         elif isinstance(effect, m.Sweep):
             self._start_sweep(effect)
+        elif isinstance(effect, m.RunIdleCommand):
+            self._start_idle_command(effect)
         elif isinstance(effect, m.Detach):
             run = self._runs.pop(effect.run_id, None)
             if run is not None:
@@ -334,6 +345,15 @@ class Supervisor:
             teardown.sweep(leftovers, timeout, self._abort, self._inbox.put)
 
         self._worker(work, "sweep", lambda e: m.Swept(error=e))
+
+    def _start_idle_command(self, effect: m.RunIdleCommand) -> None:
+        command = self.settings.idle.command or ""
+        env = {"SDW_FRAMEWORK": effect.framework, "SDW_IDLE_MIN": f"{effect.idle_min:g}"}
+
+        def work() -> None:
+            self._inbox.put(run_idle_command(command, env))
+
+        self._worker(work, "idle-command", lambda e: m.IdleCommandDone(None, error=e))
 
     def _worker(
         self, work: Callable[[], None], name: str, failed: Callable[[str], m.Message]

@@ -46,6 +46,8 @@ def after_answer(
     if answer.get("note"):
         note = str(answer["note"])
         return said_now(f"Nothing to do: {note}", now)
+    if kind == "keep_awake":  # done when answered: the idle clock started over
+        return said_now("✓ Kept awake: the idle clock starts over", now)
     target = name if kind in ("switch", "start") and name else before.get("framework", "")
     return pending_after(kind, str(target), before, now)
 

@@ -24,6 +24,7 @@ STATE_COLOURS = {
     State.STOPPING: "#6b7280",
     State.STOPPED: "#6b7280",
     State.FATAL: "#dc2626",
+    State.SLEEPING: "#7c3aed",
 }
 EVENT_ROWS = 50
 
@@ -140,6 +141,9 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
         )
     if info.get("busy"):
         rows.append(("generating", e(str(info.get("busy_detail") or "busy"))))
+    idle = idle_text(info.get("idle"))
+    if idle:
+        rows.append(("idle", f"<span class='sdw-idle'>{e(idle)}</span>"))
     last_exit = info.get("last_exit")
     # Another framework's exit (the one switched away from) is not this one's story.
     if last_exit and last_exit.get("framework", info.get("framework")) == info.get("framework"):
@@ -177,6 +181,33 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
         f"<div class='sdw-card'><span class='sdw-state' style='background:{colour}'>"
         f"{e(state)}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
     )
+
+
+def idle_text(idle: Any) -> str | None:
+    """The idle policy in words: ``"idle for 12 min; sleeps in 18 min"`` (None: off).
+
+    >>> idle_text({"enabled": True, "idle_s": 720, "next": "sleep", "next_in_s": 1080})
+    'idle for 12 min; sleeps in 18 min'
+    """
+    if not isinstance(idle, dict) or not idle.get("enabled"):
+        return None
+    text = f"idle for {_minutes(idle.get('idle_s'))}"
+    if idle.get("sleeping"):
+        return f"asleep; {text}. The next request through the door wakes it"
+    left = idle.get("next_in_s")
+    if left is None:
+        return text
+    if idle.get("next") == "sleep":
+        return f"{text}; sleeps in {_minutes(left)}"
+    if idle.get("grace"):
+        return f"{text}; the idle command runs in {_minutes(left)} unless you keep it awake"
+    return f"{text}; the idle command runs in {_minutes(left)}"
+
+
+def _minutes(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "n/a"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds // 60:.0f} min"
 
 
 def _cell(value: Any, unit: str = "", digits: int = 0) -> str:

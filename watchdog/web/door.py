@@ -26,6 +26,7 @@ import websockets
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from .activity import ActivityReporter
 from .asgi import Receive, Scope, Send, respond
 from .clients import ClientResolver, header
 from .door_target import RELOAD_S, DoorTarget, Target, starting_page
@@ -76,8 +77,10 @@ class Door:
         clients: ClientResolver,
         tls: bool = False,
         stats: DoorStats | None = None,
+        activity: ActivityReporter | None = None,
     ) -> None:
         self.target = target
+        self.activity = activity
         self.clients = clients
         self.stats = stats if stats is not None else DoorStats()
         self.scheme = "https" if tls else "http"
@@ -100,6 +103,8 @@ class Door:
             await respond(scope, send, 400, "the door takes a path, not a URL")
             return
         target = await self.target.current()
+        if self.activity is not None:  # use, for the idle policy; it wakes a sleeper
+            self.activity.seen(target.state == "SLEEPING", target.idle_after_s)
         if not target.ready:
             await self._not_ready(scope, send, target)
             return

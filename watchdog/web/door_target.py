@@ -42,6 +42,7 @@ class Target:
     spawned_secs_ago: float | None = None
     startup_timeout_s: float | None = None
     reason: str | None = None
+    idle_after_s: float | None = None  # the idle policy's time, for the door's reports
 
     @property
     def host(self) -> str | None:
@@ -70,6 +71,8 @@ def loopback_url(url: Any) -> str | None:
 def target_of(info: dict[str, Any]) -> Target:
     url = loopback_url(info.get("url"))
     state = str(info.get("state", "n/a"))
+    idle = info.get("idle") if isinstance(info.get("idle"), dict) else {}
+    after_min = idle.get("after_min") if idle.get("enabled") else None
     return Target(
         framework=str(info.get("framework") or "the framework"),
         state=state,
@@ -78,6 +81,7 @@ def target_of(info: dict[str, Any]) -> Target:
         spawned_secs_ago=info.get("spawned_secs_ago"),
         startup_timeout_s=info.get("startup_timeout_s"),
         reason=info.get("reason") if info.get("url") == url else "its URL is not on this machine",
+        idle_after_s=after_min * 60 if isinstance(after_min, (int, float)) else None,
     )
 
 
@@ -119,8 +123,10 @@ def starting_page(target: Target) -> str:
         line = f"{name} is restarting ({e(target.state.lower())})."
     elif target.state == "FATAL":
         line = f"{name} gave up starting: {e(target.reason or 'see the control page')}."
-    elif target.state in ("STOPPED", "SLEEPING"):
-        line = f"{name} is not running ({e(target.state.lower())}); start it from the control page."
+    elif target.state == "SLEEPING":
+        line = f"{name} was asleep (idle) and is waking up."
+    elif target.state == "STOPPED":
+        line = f"{name} is not running (stopped); start it from the control page."
     else:
         line = f"{name} is not ready ({e(target.reason or target.state)})."
     return (

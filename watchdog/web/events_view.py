@@ -20,9 +20,12 @@ from .cards import ago
 SEVERITY = {
     "bad": (
         "crash", "fatal", "hang", "spawn_failed", "teardown_failed", "internal_error",
-        "front_exit", "log_truncated",
+        "front_exit", "log_truncated", "idle_command_failed",
     ),
-    "warn": ("unhealthy", "jobs_resumed", "backoff", "auth_failed", "interrupt", "adopt_skipped"),
+    "warn": (
+        "unhealthy", "jobs_resumed", "backoff", "auth_failed", "interrupt", "adopt_skipped",
+        "idle", "idle_command",
+    ),
     "ok": ("ready", "healthy", "adopt", "front_ready", "watchdog_start"),
 }  # fmt: skip
 RANK = {"bad": 0, "warn": 1, "ok": 2, "info": 3}

@@ -94,6 +94,14 @@ class CoreLink:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._act("/switch", framework=framework, force=force)
 
+    def keep_awake(self, force: bool = False) -> dict[str, Any]:
+        """Restart the idle clock; an idle command waiting out its grace will not run."""
+        return self._act("/keep-awake", force=force)
+
+    def activity(self) -> dict[str, Any]:
+        """The framework was used through the door (wakes it if it sleeps)."""
+        return self._call("POST", "/activity", {"source": "door"})
+
     def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         return self._call("GET", "/logs", stream=stream, lines=lines)

@@ -54,7 +54,13 @@ class _Snapshot:
             states.add_metric([framework, each.value], 1.0 if each.value == state else 0.0)
         busy = GaugeMetricFamily("sdwatchdog_busy", "1 while a generation runs")
         busy.add_metric([], 1.0 if status.get("busy") else 0.0)
-        out: list[Metric] = [up, states, busy, *self._counters(), *self._usage()]
+        idle = GaugeMetricFamily(
+            "sdwatchdog_idle_seconds", "Seconds since the framework was last used (idle policy)"
+        )
+        seconds = (status.get("idle") or {}).get("idle_s")
+        if isinstance(seconds, (int, float)):
+            idle.add_metric([], float(seconds))
+        out: list[Metric] = [up, states, busy, idle, *self._counters(), *self._usage()]
         door = CounterMetricFamily(
             "sdwatchdog_door_requests", "Requests through the door to the framework"
         )

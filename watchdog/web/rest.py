@@ -129,6 +129,15 @@ def build_rest(core: CoreLink) -> FastAPI:
         body = await _action(request)
         return await run_in_threadpool(api.switch, body.framework or "", body.force)
 
+    @rest.post(
+        "/keep-awake",
+        summary="Restart the idle clock; a pending idle command will not run",
+        openapi_extra=BODY_DOC,
+    )
+    async def keep_awake(request: Request) -> dict[str, Any]:
+        body = await _action(request)
+        return await run_in_threadpool(api.keep_awake, body.force)
+
     @rest.get("/logs", summary="The current run's last lines", response_class=PlainTextResponse)
     def logs(
         stream: str = Query("both", description="both (in write order), stdout or stderr"),

@@ -72,6 +72,10 @@ class Rpc:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
         return self._call("switch", framework, force)
 
+    def keep_awake(self) -> dict[str, Any]:
+        """Restart the idle clock; an idle command waiting out its grace will not run."""
+        return self._call("keep_awake")
+
     def logs(self, stream: str = "both", lines: int = 200) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         return self._call("logs", stream, lines)
@@ -96,6 +100,7 @@ API_NAMES = (
     "stop",
     "restart",
     "switch",
+    "keep_awake",
     "logs",
     "events",
     "gpu",

@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from . import gradio_limits
+from .activity import ActivityReporter
 from .api import add_routes
 from .asgi import ASGIApp
 from .auth import Authenticator
@@ -93,7 +94,8 @@ def build_door(
 ) -> ASGIApp:
     """The framework's own UI, behind the same gate and sessions as the page."""
     clients = ClientResolver(config.trusted_proxies)
-    door = Door(DoorTarget(core), clients, tls=config.tls, stats=stats)
+    activity = ActivityReporter(core.activity)
+    door = Door(DoorTarget(core), clients, tls=config.tls, stats=stats, activity=activity)
     return gated(door, auth, config, door=True)
 
 

@@ -106,6 +106,8 @@ def build_page(
                 with gr.Row():
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                     restart_btn = gr.Button("Restart", elem_id="restart")
+                idle_on = bool((first.get("idle") or {}).get("enabled"))
+                keep_btn = gr.Button("Keep awake", elem_id="keep-awake", visible=idle_on)
                 force = gr.Checkbox(
                     False, label="Force: interrupt a running generation", elem_id="force"
                 )
@@ -196,7 +198,8 @@ def build_page(
                 call = {"switch": lambda: ui.switch(name or "", bool(forced)),
                         "start": lambda: ui.start(name or None, bool(forced)),
                         "stop": lambda: ui.stop(bool(forced)),
-                        "restart": lambda: ui.restart(bool(forced))}[kind]  # fmt: skip
+                        "restart": lambda: ui.restart(bool(forced)),
+                        "keep_awake": ui.keep_awake}[kind]  # fmt: skip
                 try:
                     before = core.status()
                     pending = after_answer(kind, name, before, call(), now)
@@ -257,7 +260,7 @@ def build_page(
         gr.Timer(PLOT_REFRESH_S).tick(**plot_args)
         page.load(**plot_args)
         window.change(**plot_args)
-        buttons = [switch_btn, start_btn, stop_btn, restart_btn]
+        buttons = [switch_btn, start_btn, stop_btn, restart_btn, keep_btn]
 
         def hold() -> list[Any]:  # a second click while the first is sent goes nowhere
             return [gr.update(interactive=False)] * len(buttons)
@@ -265,7 +268,8 @@ def build_page(
         def release() -> list[Any]:
             return [gr.update(interactive=True)] * len(buttons)
 
-        for button, kind in zip(buttons, ("switch", "start", "stop", "restart"), strict=True):
+        kinds = ("switch", "start", "stop", "restart", "keep_awake")
+        for button, kind in zip(buttons, kinds, strict=True):
             button.click(
                 hold, None, buttons, show_progress="hidden", concurrency_limit=None, **private
             ).then(
