@@ -205,3 +205,21 @@ def test_the_page_fits_a_phone_400_px_wide(browser, serve, make_settings, tmp_pa
         box = link.bounding_box()
         assert box and box["width"] > 20 and box["x"] + box["width"] <= 400, box
     _shot(page, tmp_path, "page-400px.png")
+
+
+def test_the_idle_countdown_and_keep_awake(browser, serve, make_settings, tmp_path):
+    ran = tmp_path / "ran.txt"
+    idle = {"after_min": 0.05, "action": "command", "command": f"touch '{ran}'", "grace_min": 1}
+    web = serve(make_settings(idle=idle))
+    web.sup.wait_for(running, timeout=10)
+    page, stray = open_page(browser, web.url)
+    line = page.locator("#status-card .sdw-idle")
+    sync_api.expect(line).to_contain_text(re.compile(r"idle for \d+ s; the idle command runs in"))
+    sync_api.expect(line).to_contain_text("unless you keep it awake", timeout=15_000)
+    _shot(page, tmp_path, "page-idle.png")
+    page.locator("#keep-awake").click()
+    sync_api.expect(page.locator("#action-message")).to_contain_text("Kept awake")
+    sync_api.expect(line).not_to_contain_text("unless you keep it awake", timeout=10_000)
+    [kept] = web.sup.events.tail(10, event="keep_awake")
+    assert kept["requested_by"] == "ui" and kept["cancelled"] == "the idle command"
+    assert not ran.exists() and stray == []
