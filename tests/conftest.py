@@ -199,6 +199,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
         server: dict[str, Any] | None = None,
         notify: dict[str, Any] | None = None,
         idle: dict[str, Any] | None = None,
+        slots: dict[str, Any] | None = None,
     ) -> Path:
         frameworks = frameworks or {"demo": demo()}
         data = {
@@ -212,6 +213,7 @@ def write_settings(tmp_path: Path) -> Callable[..., Path]:
             "server": {"port": 0, "app_port": 0, **(server or {})},
             **({"notify": notify} if notify is not None else {}),
             **({"idle": idle} if idle is not None else {}),
+            **({"slots": slots} if slots is not None else {}),
         }
         path = tmp_path / "settings.json"
         path.write_text(json.dumps(data, indent=2))
@@ -243,6 +245,25 @@ def supervise() -> Iterator[Callable[..., Supervisor]]:
     yield make
     for sup in made:
         sup.shutdown(timeout=60)
+
+
+@pytest.fixture
+def service() -> Iterator[Callable[..., Any]]:
+    """Start the core's services (supervisors, sampler, journal) without a front;
+    stopped, with every framework, after the test."""
+    from watchdog.runtime.service import Service
+
+    started: list[Service] = []
+
+    def start(settings: Settings, reader: Any = None) -> Service:
+        svc = Service(settings, reader=reader)
+        started.append(svc)
+        svc.start()
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
 
 
 class App:

@@ -192,6 +192,14 @@ class IdleSettings(_Strict):
         return self
 
 
+class SlotSettings(_Strict):
+    """One GPU slot (see ``slots.py``): its GPUs, its default framework, its ports."""
+
+    gpus: str = Field(pattern=r"^\d{1,3}(,\d{1,3})*$")  # CUDA_VISIBLE_DEVICES: "0" or "2,3"
+    default_framework: str | None = None  # default: the top-level default_framework
+    port_offset: int = Field(0, ge=0, le=60000)
+
+
 class TlsFiles(_Strict):
     """A certificate the user has (e.g. Let's Encrypt's fullchain.pem and privkey.pem)."""
 
@@ -245,6 +253,7 @@ class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     idle: IdleSettings = Field(default_factory=IdleSettings)
+    slots: dict[str, SlotSettings] = Field(default_factory=dict)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="built-in defaults")
@@ -327,6 +336,12 @@ def local_override_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.local{path.suffix or '.json'}")
 
 
+def check_slots(settings: Settings) -> None:
+    from .slots import check  # it derives Settings: imported once those exist
+
+    check(settings)
+
+
 def parse_settings(
     data: dict[str, Any],
     base_dir: Path,
@@ -348,6 +363,7 @@ def parse_settings(
     settings._source = source
     try:
         settings._check()
+        check_slots(settings)
     except SettingsError as exc:
         raise SettingsError(f"{source}: {exc}") from None
     return settings

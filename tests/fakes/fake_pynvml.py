@@ -7,7 +7,8 @@ byte sizes, milliwatts. What it reports is set in ``CONFIG`` by a test.
 Like a real framework, every live demo server started by a watchdog of this test run
 (found by the watchdog's environment marker and the test run's token, so a user's own
 ``./start.sh`` beside the suite holds nothing here) "holds" ``framework_vram_mb`` on
-GPU 0; after it dies its memory shows for ``release_delay_s`` more, or forever with
+the first GPU of its ``CUDA_VISIBLE_DEVICES`` (GPU 0 without it, as CUDA would);
+after it dies its memory shows for ``release_delay_s`` more, or forever with
 ``never_release``.
 """
 
@@ -77,6 +78,7 @@ DEFAULT = {
 }
 CONFIG: dict = copy.deepcopy(DEFAULT)
 _seen: dict[int, float | None] = {}  # pid → time it was first seen dead (None: alive)
+_gpu: dict[int, int] = {}  # pid → the GPU it holds memory on
 calls = {"init": 0}
 
 
@@ -84,6 +86,7 @@ def reset() -> None:
     CONFIG.clear()
     CONFIG.update(copy.deepcopy(DEFAULT))
     _seen.clear()
+    _gpu.clear()
     calls["init"] = 0
 
 
@@ -112,6 +115,9 @@ def _framework_pids() -> list[int]:
         ours = b"SD_WATCHDOG_RUN_ID=" in env and b"demo_app.py" in cmd and _TOKEN in env
         if ours and b"--launcher" not in cmd and _alive(int(entry)):
             _seen[int(entry)] = None
+            visible = [v for v in env.split(b"\0") if v.startswith(b"CUDA_VISIBLE_DEVICES=")]
+            first = visible[0].split(b"=", 1)[1].split(b",")[0] if visible else b"0"
+            _gpu[int(entry)] = int(first) if first.isdigit() else 0
     out = []
     for pid, dead_since in list(_seen.items()):
         if dead_since is None and not _alive(pid):
@@ -173,8 +179,8 @@ def nvmlDeviceGetUtilizationRates(handle: int):
 
 def _procs(handle: int) -> list[SimpleNamespace]:
     out = []
-    if handle == 0:
-        for pid in _framework_pids():
+    for pid in _framework_pids():
+        if _gpu.get(pid, 0) == handle:
             used = None if CONFIG["framework_proc_mb_hidden"] else CONFIG["framework_vram_mb"] * MIB
             out.append(
                 SimpleNamespace(

@@ -5,29 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import requests
 from conftest import demo, free_port, journal, ts, wait_event, wait_journal
 from fakes.receiver import Receiver, closed_port
 
-from watchdog.runtime.service import Service
-
 SECRET = "s3cretT0ken"
-
-
-@pytest.fixture
-def service():
-    started: list[Service] = []
-
-    def start(settings) -> Service:
-        svc = Service(settings)
-        started.append(svc)
-        svc.start()
-        return svc
-
-    yield start
-    for svc in started:
-        svc.stop()
 
 
 def test_fatal_is_one_message_within_5_s_and_a_crash_loop_at_most_three(make_settings, service):

@@ -223,3 +223,35 @@ def test_the_idle_countdown_and_keep_awake(browser, serve, make_settings, tmp_pa
     [kept] = web.sup.events.tail(10, event="keep_awake")
     assert kept["requested_by"] == "ui" and kept["cancelled"] == "the idle command"
     assert not ran.exists() and stray == []
+
+
+def test_two_slots_side_by_side_and_the_buttons_act_on_the_chosen_one(
+    browser, serve, make_settings, tmp_path
+):
+    slots = {
+        "gpu0": {"gpus": "0", "default_framework": "a"},
+        "gpu1": {"gpus": "1", "default_framework": "b", "port_offset": 100},
+    }
+    web = serve(make_settings(frameworks={"a": demo(), "b": demo()}, slots=slots))
+    sups = web.service.supervisors
+    first = {slot: sups[slot].wait_for(running, timeout=15).pid for slot in slots}
+    page, stray = open_page(browser, web.url)
+    cards = page.locator("#status-card .sdw-card")
+    sync_api.expect(cards).to_have_count(2, timeout=15_000)
+    for slot, name in (("gpu0", "a"), ("gpu1", "b")):
+        card = page.locator(f"#status-card .sdw-card[data-slot='{slot}']")
+        sync_api.expect(card.locator(".sdw-state")).to_have_text("RUNNING", timeout=15_000)
+        sync_api.expect(card.locator(".sdw-framework")).to_have_text(name)
+    page.locator("#slot-choice").get_by_text("gpu1").click()
+    sync_api.expect(page.locator("#status-card .sdw-chosen")).to_have_attribute(
+        "data-slot", "gpu1", timeout=10_000
+    )
+    page.locator("#restart").click()
+    sync_api.expect(page.locator("#action-message")).to_contain_text(
+        "✓ b is running again", timeout=20_000
+    )
+    assert sups["gpu1"].status().pid != first["gpu1"]
+    assert sups["gpu0"].status().pid == first["gpu0"], "the other slot was not touched"
+    assert web.sup.events.tail(10, event="restart") == []  # gpu0's journal: no restart
+    _shot(page, tmp_path, "page-slots.png")
+    assert stray == []

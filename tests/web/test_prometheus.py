@@ -72,3 +72,24 @@ def test_without_a_gpu_the_gpu_metrics_are_absent_not_zero(make_settings, serve)
     got = scrape(web)
     assert "sdwatchdog_gpu_utilization_ratio" not in got
     assert got["sdwatchdog_busy"][()] == 0
+
+
+def test_with_slots_every_series_names_its_slot(make_settings, serve, fake_nvml):
+    slots = {
+        "gpu0": {"gpus": "0", "default_framework": "a"},
+        "gpu1": {"gpus": "1", "default_framework": "a", "port_offset": 100},
+    }
+    web = serve(make_settings(frameworks={"a": demo()}, slots=slots), password=True)
+    sups = web.service.supervisors
+    pid = {s: sups[s].wait_for(running, timeout=15).pid for s in slots}
+    bearer = {"headers": {"Authorization": f"Bearer {web.token}"}}
+    before = scrape(web, **bearer)
+    for slot in slots:  # the same framework on two GPUs: two series, not one
+        assert before["sdwatchdog_framework_up"][(("framework", "a"), ("slot", slot))] == 1
+        assert before["sdwatchdog_busy"][(("slot", slot),)] == 0
+    os.kill(pid["gpu1"], signal.SIGKILL)
+    wait_event(sups["gpu1"], "spawn", 10, count=2)
+    after = scrape(web, **bearer)
+    crashes = after["sdwatchdog_crashes_total"]
+    assert crashes == {(("cause", "SIGKILL"), ("framework", "a"), ("slot", "gpu1")): 1.0}
+    assert after["sdwatchdog_restarts_total"] == {(("framework", "a"), ("slot", "gpu1")): 1.0}

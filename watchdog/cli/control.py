@@ -58,6 +58,8 @@ def _duration(seconds: float | None) -> str:
 def describe(status: dict[str, Any]) -> str:
     """The status object in a few lines a person reads at a glance."""
     line = f"{status['framework']}: {status['state']}"
+    if status.get("slot"):
+        line = f"[{status['slot']}] {line}"
     if status.get("pid"):
         up = _duration(status.get("spawned_secs_ago"))
         line += f"  pid {status['pid']}, up {up}, {status.get('restarts', 0)} restarts"
@@ -94,14 +96,25 @@ def idle_line(idle: dict[str, Any] | None) -> str | None:
     return line + (" (grace: `keep-awake` stops it)" if idle.get("grace") else "")
 
 
+def _slot(args: argparse.Namespace) -> dict[str, str]:
+    return {"slot": args.slot} if getattr(args, "slot", None) else {}
+
+
 def _status(client: ControlClient, args: argparse.Namespace) -> int:
-    status = client.call("GET", "/status")
-    print(json.dumps(status, indent=2) if args.json else describe(status))
+    status = client.call("GET", "/status", **_slot(args))
+    every = [status]
+    if status.get("slots") and not _slot(args):  # no slot named: each slot, in order
+        every = [client.call("GET", "/status", slot=s) for s in status["slots"]]
+    if args.json:
+        print(json.dumps(every if len(every) > 1 else status, indent=2))
+    else:
+        print("\n".join(describe(s) for s in every))
     return 0
 
 
 def _act(client: ControlClient, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"force": getattr(args, "force", False), "requested_by": "cli"}
+    body.update(_slot(args))
     if getattr(args, "name", None):
         body["framework"] = args.name
     status = client.call("POST", f"/{args.command}", body)
@@ -116,18 +129,19 @@ def _act(client: ControlClient, args: argparse.Namespace) -> int:
 
 
 def _logs(client: ControlClient, args: argparse.Namespace) -> int:
-    text = client.call("GET", "/logs", stream=args.stream, lines=args.lines)
+    slot = _slot(args)
+    text = client.call("GET", "/logs", stream=args.stream, lines=args.lines, **slot)
     if text:
         print(text)
     if not args.follow:
         return 0
     streams = ["stdout", "stderr"] if args.stream == "both" else [args.stream]
-    at = {s: client.call("GET", "/logs/follow", stream=s, offset=-1) for s in streams}
+    at = {s: client.call("GET", "/logs/follow", stream=s, offset=-1, **slot) for s in streams}
     stop = threading.Event()
     while not stop.wait(FOLLOW_S):
         for s in streams:
             got = client.call("GET", "/logs/follow", stream=s, offset=at[s]["offset"],
-                              run_id=at[s]["run_id"] or "")  # fmt: skip
+                              run_id=at[s]["run_id"] or "", **slot)  # fmt: skip
             if got["run_id"] != at[s]["run_id"] and got["run_id"]:
                 print(f"── run {got['run_id']} ──", flush=True)
             at[s] = got
@@ -138,7 +152,7 @@ def _logs(client: ControlClient, args: argparse.Namespace) -> int:
 
 
 def event_line(e: dict[str, Any]) -> str:
-    keys = ("framework", "pid", "state", "requested_by", "reason")
+    keys = ("slot", "framework", "pid", "state", "requested_by", "reason")
     parts = [f"{k}={e[k]}" for k in keys if e.get(k) not in (None, "")]
     return f"{e.get('ts', '?')} {e.get('event', '?')} " + " ".join(parts)
 
@@ -148,14 +162,15 @@ def _events(client: ControlClient, args: argparse.Namespace) -> int:
         for e in found:
             print(json.dumps(e) if args.json else event_line(e), flush=True)
 
-    first = list(reversed(client.call("GET", "/events", limit=args.lines)))
+    slot = _slot(args)
+    first = list(reversed(client.call("GET", "/events", limit=args.lines, **slot)))
     show(first)
     if not args.follow:
         return 0
     seen = {json.dumps(e, sort_keys=True) for e in first}
     stop = threading.Event()
     while not stop.wait(FOLLOW_S * 2):
-        batch = list(reversed(client.call("GET", "/events", limit=200)))
+        batch = list(reversed(client.call("GET", "/events", limit=200, **slot)))
         keys = [json.dumps(e, sort_keys=True) for e in batch]
         show([e for e, k in zip(batch, keys, strict=True) if k not in seen])
         seen = set(keys)

@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("-n", "--lines", type=int, default=20, help="how many events (default 20)")
     c.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    for name in CONTROL:  # a machine with GPU slots: which one (default: the first)
+        sub.choices[name].add_argument("--slot", help="the GPU slot (from the settings' slots)")
     c = command(
         "set-password",
         "set the user and password of the page, its API and routes (the password is read"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     # Bound here, before anything is started, and once: a front restart never loses them.
     sock = door_sock = cert = None
+    slot_doors: dict[str, socket.socket] = {}
     if not args.no_server:
         port = args.port if args.port is not None else settings.server.port
         app_port = args.app_port if args.app_port is not None else settings.server.app_port
@@ -77,11 +79,17 @@ def run(args: argparse.Namespace) -> int:
             sock = bind_page(host, port)
             where = f"the door on {host}:{app_port}"
             door_sock = bind_page(host, app_port)
+            for index, slot in enumerate(list(settings.slots)[1:], start=1):
+                # Each GPU slot's door on the next port (0: any free one).
+                slot_port = app_port + index if app_port else 0
+                where = f"the door of slot {slot} on {host}:{slot_port}"
+                slot_doors[slot] = bind_page(host, slot_port)
         except (OSError, TlsError) as exc:
             why = f"TLS: {exc}" if isinstance(exc, TlsError) else f"cannot serve {where}: {exc}"
             print(f"sd-watchdog: {why}", file=sys.stderr)
-            if sock is not None:
-                sock.close()
+            for bound in [sock, door_sock, *slot_doors.values()]:
+                if bound is not None:
+                    bound.close()
             lock.release()
             return EXIT_SERVER
 
@@ -136,12 +144,16 @@ def run(args: argparse.Namespace) -> int:
                 tls_cert=str(cert.cert) if cert else None,
                 tls_key=str(cert.key) if cert else None,
             )
-            events = service.supervisor.events
-            keeper = FrontKeeper(config, sock, events, front_watch(settings), door_sock)
+            events = service.events
+            keeper = FrontKeeper(config, sock, events, front_watch(settings), door_sock, slot_doors)
             scheme = "https" if cert else "http"
             shown = "127.0.0.1" if host == "0.0.0.0" else host
             shown = f"[{shown}]" if ":" in shown else shown
             service.door_url = f"{scheme}://{shown}:{keeper.app_port}/"
+            service.door_urls = {
+                service.supervisor.slot: service.door_url,
+                **{s: f"{scheme}://{shown}:{p}/" for s, p in keeper.slot_ports.items()},
+            }
             # Messages link the page by an address it is served on beyond loopback.
             beyond = [a for a in served_addresses(host) if a not in ("127.0.0.1", "[::1]")]
             service.page_url = f"{scheme}://{beyond[0] if beyond else shown}:{keeper.port}/"

@@ -22,6 +22,7 @@ from ..core.status import iso
 from ..runtime.logorder import tail_text
 from ..runtime.logs import STREAMS, latest_line, read_from
 from ..runtime.service import Service
+from ..runtime.supervisor import Supervisor
 
 MAX_LINES = 10_000
 MAX_EVENTS = 1_000
@@ -121,21 +122,41 @@ class ControlApi:
             raise Refused(f"requested_by must be one of {', '.join(REQUESTERS)}")
         return ControlApi(self.service, requested_by)
 
+    def _sup(self, slot: Any) -> Supervisor:
+        """The supervisor of ``slot``; none named: the first (the only one without
+        slots)."""
+        if slot is None or slot == "":
+            return self.service.supervisor
+        if not isinstance(slot, str):
+            raise Refused(f"slot must be a name (text), not {type(slot).__name__}")
+        if slot not in self.service.supervisors:
+            known = ", ".join(s for s in self.service.supervisors if s)
+            where = f"slots: {known}" if known else "this watchdog has no slots"
+            raise Refused(f"unknown slot {slot!r:.40} ({where})", 404)
+        return self.service.supervisors[slot]
+
     def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
+        sup: Supervisor = fn.__self__
         try:
-            return self._with_door(fn(*args, requested_by=self.by, force=flag(force)).to_dict())
+            status = fn(*args, requested_by=self.by, force=flag(force))
+            return self._with_door(status.to_dict(), sup.slot)
         except (UnknownFramework, NotInstalled, BusyRefused, WatchDisabled) as exc:
             raise Refused(str(exc), STATUS_OF[type(exc)]) from None
         except (RuntimeError, TimeoutError) as exc:
             raise Refused(str(exc) or "the supervisor did not answer", 503) from None
 
-    def status(self) -> dict[str, Any]:
-        """The status object (same as GET /info)."""
-        return self._with_door(self.sup.status().to_dict())
+    def status(self, slot: str | None = None) -> dict[str, Any]:
+        """The status object (same as GET /info); of ``slot`` (default: the first)."""
+        sup = self._sup(slot)
+        return self._with_door(sup.status().to_dict(), sup.slot)
 
-    def _with_door(self, info: dict[str, Any]) -> dict[str, Any]:
-        """The door's URL (None without a front): the framework as users open it."""
-        info["door_url"] = self.service.door_url
+    def _with_door(self, info: dict[str, Any], slot: str | None) -> dict[str, Any]:
+        """The door's URL (None without a front): the framework as users open it.
+        With slots: which slot this is, and every slot's name."""
+        info["door_url"] = self.service.door_urls.get(slot, self.service.door_url)
+        if self.service.settings.slots:
+            info["slot"] = slot or self.service.supervisor.slot
+            info["slots"] = list(self.service.settings.slots)
         return info
 
     def frameworks(self) -> list[dict[str, Any]]:
@@ -159,49 +180,59 @@ class ControlApi:
     # Stop, restart and switch are refused while a generation runs, unless force=True:
     # then the framework's interrupt endpoint is called before it is stopped.
 
-    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+    # ``slot``: which GPU slot (default: the first; without slots there is one).
+
+    def start(
+        self, framework: str | None = None, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Start a framework (default: the chosen one); switches if another runs."""
-        return self._act(self.sup.start, name_of(framework, required=False), force=force)
+        name = name_of(framework, required=False)
+        return self._act(self._sup(slot).start, name, force=force)
 
-    def stop(self, force: bool = False) -> dict[str, Any]:
+    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act(self.sup.stop, force=force)
+        return self._act(self._sup(slot).stop, force=force)
 
-    def restart(self, force: bool = False) -> dict[str, Any]:
+    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act(self.sup.restart, force=force)
+        return self._act(self._sup(slot).restart, force=force)
 
-    def switch(self, framework: str, force: bool = False) -> dict[str, Any]:
+    def switch(
+        self, framework: str, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
-        return self._act(self.sup.switch, name_of(framework, required=True), force=force)
+        name = name_of(framework, required=True)
+        return self._act(self._sup(slot).switch, name, force=force)
 
-    def keep_awake(self, force: bool = False) -> dict[str, Any]:
+    def keep_awake(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Restart the idle clock; an idle command waiting out its grace will not run."""
-        return self._act(self.sup.keep_awake, force=force)
+        return self._act(self._sup(slot).keep_awake, force=force)
 
-    def activity(self, source: str = "door") -> dict[str, Any]:
+    def activity(self, source: str = "door", slot: str | None = None) -> dict[str, Any]:
         """The front's word that the framework was used through the door (wakes it if
         it sleeps). Only the front reaches the control socket."""
         if source != "door":
             raise Refused(f"source must be door, not {source!r:.40}")
-        self.sup.report_activity(source)
+        self._sup(slot).report_activity(source)
         return {"ok": True}
 
-    def logs(self, stream: str = "both", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200, slot: str | None = None) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
         if stream not in STREAMS:
             raise Refused(f"stream must be one of {', '.join(STREAMS)}, not {stream!r:.40}")
         count = whole(lines, "lines", 1, MAX_LINES)
-        return tail_text(self.sup.status().logs, stream, count)
+        return tail_text(self._sup(slot).status().logs, stream, count)
 
-    def follow(self, stream: str = "stdout", offset: int = -1, run_id: str = "") -> dict[str, Any]:
+    def follow(
+        self, stream: str = "stdout", offset: int = -1, run_id: str = "", slot: str | None = None
+    ) -> dict[str, Any]:
         """What the current run wrote to ``stream`` from byte ``offset`` on (at most 64 KB
         a call; ``offset`` -1: from the end). Another ``run_id`` than the current run's
         starts over at 0 of the current run: ``logs -f`` goes on across restarts."""
         if stream not in ("stdout", "stderr"):
             raise Refused(f"stream must be stdout or stderr, not {stream!r:.40}")
         at = whole(offset, "offset", -1, 2**62)
-        logs = self.sup.status().logs
+        logs = self._sup(slot).status().logs
         if logs is None:
             return {"run_id": None, "offset": 0, "text": ""}
         if run_id and run_id != logs.run_id:
@@ -217,9 +248,9 @@ class ControlApi:
             "text": data.decode("utf-8", "replace"),
         }
 
-    def latest(self) -> dict[str, Any]:
+    def latest(self, slot: str | None = None) -> dict[str, Any]:
         """The newest non-empty line of the current run, from either stream."""
-        return {"line": latest_line(self.sup.status().logs)}
+        return {"line": latest_line(self._sup(slot).status().logs)}
 
     def journal(self, event: str, fields: Any = None) -> dict[str, Any]:
         """Write one of the front's own events (``auth_failed``) into the journal."""
@@ -229,16 +260,21 @@ class ControlApi:
         if not isinstance(fields, dict) or set(fields) - set(FRONT_FIELDS):
             raise Refused(f"fields must be an object with keys among {', '.join(FRONT_FIELDS)}")
         clean = {k: v if isinstance(v, (int, float)) else str(v)[:200] for k, v in fields.items()}
-        self.sup.events.write(event, **clean)
+        self.service.events.write(event, **clean)
         return {"ok": True}
 
-    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
-        """The newest ``limit`` events, newest first; optionally of one framework."""
+    def events(
+        self, limit: int = 50, framework: str | None = None, slot: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; optionally of one framework, or
+        of one slot (default: every slot's, each event naming its slot)."""
         count = whole(limit, "limit", 1, MAX_EVENTS)
         name = name_of(framework, required=False)
         if name is not None and name not in self.sup.settings.frameworks:
             raise Refused(f"unknown framework {name!r:.80}", 404)
-        return self.sup.events.tail(count, framework=name)
+        if slot is not None and slot != "":
+            return self._sup(slot).events.tail(count, framework=name)
+        return self.service.events.tail(count, framework=name)
 
     def gpu(self) -> dict[str, Any]:
         """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
@@ -253,8 +289,11 @@ class ControlApi:
         """What ``/metrics`` shows: the status, the journal's counters since the core
         started, the sampler's stored GPU snapshot and latest sample (no NVML call)."""
         snap = self.service.sampler.snapshot_dict()
+        statuses = [self._with_door(sup.status().to_dict(), sup.slot)
+                    for sup in self.service.supervisors.values()]  # fmt: skip
         return {
-            "status": self.sup.status().to_dict(),
+            "status": statuses[0],
+            "statuses": statuses,  # one per GPU slot (the same one without slots)
             "counters": self.service.counters.snapshot(),
             "gpu": {k: snap.get(k) for k in ("available", "devices")},
             "sample": snap.get("sample"),

@@ -34,22 +34,28 @@ def cause_of(event: dict[str, Any]) -> str:
 class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._restarts: Counter[str] = Counter()
-        self._crashes: Counter[tuple[str, str]] = Counter()
+        # Keyed by slot too ("" without slots): one GPU's crash loop is not another's.
+        self._restarts: Counter[tuple[str, str]] = Counter()
+        self._crashes: Counter[tuple[str, str, str]] = Counter()
 
     def count(self, event: dict[str, Any]) -> None:
         kind, framework = event.get("event"), str(event.get("framework") or "")
+        slot = str(event.get("slot") or "")
         with self._lock:
             if kind == "spawn" and event.get("requested_by") == "watch":
-                self._restarts[framework] += 1
+                self._restarts[(framework, slot)] += 1
             elif kind in FAILURES:
-                self._crashes[(framework, cause_of(event))] += 1
+                self._crashes[(framework, cause_of(event), slot)] += 1
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows name their ``slot`` only where there are slots."""
         with self._lock:
-            return {
-                "restarts": [{"framework": f, "count": n} for f, n in self._restarts.items()],
-                "crashes": [
-                    {"framework": f, "cause": c, "count": n} for (f, c), n in self._crashes.items()
-                ],
-            }
+            restarts = [{"framework": f, "count": n, **_slot(s)}
+                        for (f, s), n in self._restarts.items()]  # fmt: skip
+            crashes = [{"framework": f, "cause": c, "count": n, **_slot(s)}
+                       for (f, c, s), n in self._crashes.items()]  # fmt: skip
+            return {"restarts": restarts, "crashes": crashes}
+
+
+def _slot(slot: str) -> dict[str, str]:
+    return {"slot": slot} if slot else {}

@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import psutil
@@ -82,6 +82,14 @@ class GpuSnapshot:
     def pids(self) -> set[int]:
         return {p.pid for p in self.processes}
 
+    def only(self, gpus: frozenset[int]) -> GpuSnapshot:
+        """This reading of the GPUs ``gpus`` only (a slot's)."""
+        return replace(
+            self,
+            devices=tuple(d for d in self.devices if d.index in gpus),
+            processes=tuple(p for p in self.processes if p.gpu_index in gpus),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         def na(obj: Any) -> Any:
             return {k: (NA if v is None else v) for k, v in asdict(obj).items()}
@@ -116,6 +124,20 @@ def _process_name(pid: int) -> str | None:
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+class SlotGpus:
+    """A reader that sees only a slot's GPUs: a stopped framework's memory is waited
+    for on its own GPUs, whatever runs on the others."""
+
+    def __init__(self, reader: GpuReader, gpus: str) -> None:
+        self.reader = reader
+        self.gpus = frozenset(int(g) for g in gpus.split(","))
+        self.source = reader.source
+
+    def read(self, framework_pids: Iterable[int] = ()) -> GpuSnapshot:
+        snap = self.reader.read(framework_pids)
+        return snap.only(self.gpus) if snap.available else snap
 
 
 class NvmlReader:

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -202,26 +202,30 @@ def make_sample(snap: GpuSnapshot, cpu: float | None, rss: float | None) -> Samp
     )
 
 
+@dataclass
+class Feed:
+    """One supervisor the sampler reports to: its tree, where its RSS and GPU
+    utilisation go (``max_rss_mb``, progress), and its GPUs (None: all)."""
+
+    tree_pids: Callable[[], list[int]]
+    report: Callable[[float | None, float | None], None] | None = None
+    gpus: frozenset[int] | None = None
+    usage: TreeUsage = field(default_factory=lambda: TreeUsage())
+
+
 class Sampler(threading.Thread):
-    """Samples every ``interval_s``; tells the supervisor the framework's RSS."""
+    """Samples every ``interval_s``; tells each supervisor its framework's RSS."""
 
     def __init__(
-        self,
-        reader: GpuReader,
-        history: History,
-        interval_s: float,
-        tree_pids: Callable[[], list[int]],
-        report_usage: Callable[[float | None, float | None], None] | None = None,
+        self, reader: GpuReader, history: History, interval_s: float, feeds: list[Feed]
     ) -> None:
         super().__init__(name="sampler", daemon=True)
         self.reader = reader
         self.history = history
         self.interval_s = interval_s
-        self.tree_pids = tree_pids
-        self.report_usage = report_usage
+        self.feeds = feeds
         self.gpu: GpuSnapshot = no_gpu("not sampled yet")
         self.latest: Sample | None = None
-        self._usage = TreeUsage()
         self._halt = threading.Event()
         self._prune_every = max(1, int(3600 / interval_s))
 
@@ -231,19 +235,22 @@ class Sampler(threading.Thread):
             self.join(timeout=10)
 
     def sample_once(self) -> Sample:
-        pids = self.tree_pids()
+        trees = [feed.tree_pids() for feed in self.feeds]
+        pids = [pid for tree in trees for pid in tree]
         try:
             snap = self.reader.read(pids)
         except Exception as exc:  # a GPU that fell off the bus must not stop sampling
             log.warning("GPU read failed: %s", exc)
             snap = no_gpu(f"GPU read failed: {exc}")
-        cpu, rss = self._usage.measure(pids)
-        sample = make_sample(snap, cpu, rss)
+        usage = [feed.usage.measure(tree) for feed, tree in zip(self.feeds, trees, strict=True)]
+        sample = make_sample(snap, _sum([c for c, _ in usage]), _sum([r for _, r in usage]))
         self.gpu = snap
         self.latest = sample
         self.history.add(sample)
-        if self.report_usage is not None:
-            self.report_usage(rss, sample.gpu_util_pct)
+        for feed, (_, rss) in zip(self.feeds, usage, strict=True):
+            if feed.report is not None:
+                mine = snap.only(feed.gpus) if feed.gpus is not None else snap
+                feed.report(rss, _mean([d.util_pct for d in mine.devices]))
         return sample
 
     def run(self) -> None:

@@ -103,6 +103,7 @@ class EventLog:
         framework: str | None = None,
         run_id: str | None = None,
         event: str | None = None,
+        slot: str | None = None,
     ) -> list[dict[str, Any]]:
         """The newest ``limit`` events matching the filters, newest first.
 
@@ -125,10 +126,42 @@ class EventLog:
                     continue
                 if event is not None and record.get("event") != event:
                     continue
+                if slot is not None and record.get("slot") != slot:
+                    continue
                 out.append(record)
                 if len(out) >= limit:
                     return out
         return out
+
+
+class SlotJournal:
+    """One GPU slot's view of the shared journal: what it writes carries ``slot``,
+    what it reads is its own. Same methods as :class:`EventLog`.
+
+    >>> SlotJournal(log, "gpu1").write("spawn", framework="comfyui")["slot"]   # doctest: +SKIP
+    'gpu1'
+    """
+
+    def __init__(self, log: EventLog, slot: str) -> None:
+        self.log = log
+        self.slot = slot
+
+    @property
+    def error(self) -> str | None:
+        return self.log.error
+
+    @property
+    def listeners(self) -> list[Callable[[dict[str, Any]], None]]:
+        return self.log.listeners
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        return self.log.write(event, slot=self.slot, **fields)
+
+    def tail(self, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        return self.log.tail(limit, **{**filters, "slot": self.slot})
+
+
+Journal = EventLog | SlotJournal
 
 
 def _summary(record: dict[str, Any]) -> str:

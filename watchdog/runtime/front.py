@@ -95,10 +95,14 @@ class FrontKeeper:
         events: EventLog,
         watch: FrontWatch,
         door_sock: socket.socket | None = None,
+        slot_doors: dict[str, socket.socket] | None = None,
     ) -> None:
+        """``slot_doors``: with GPU slots, the door of each slot after the first."""
         self.config = config
         self.sock = sock
         self.door_sock = door_sock
+        self.slot_doors = slot_doors or {}
+        self.slot_ports = {s: int(d.getsockname()[1]) for s, d in self.slot_doors.items()}
         self.events = events
         self.watch = watch
         self.port = int(sock.getsockname()[1])
@@ -131,8 +135,9 @@ class FrontKeeper:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.sock.close()
-        if self.door_sock is not None:
-            self.door_sock.close()
+        for door in [self.door_sock, *self.slot_doors.values()]:
+            if door is not None:
+                door.close()
 
     def _loop(self) -> None:
         delay = 0.0
@@ -161,6 +166,11 @@ class FrontKeeper:
         if self.door_sock is not None:
             fds.append(self.door_sock.fileno())
             config = config.but(door_fd=fds[-1], app_port=self.app_port)
+        doors = []
+        for slot, door in self.slot_doors.items():
+            fds.append(door.fileno())
+            doors.append((slot, fds[-1], self.slot_ports[slot]))
+        config = config.but(slot_doors=tuple(doors))
         path = os.environ.get("PYTHONPATH")
         env = {
             **os.environ,
@@ -219,8 +229,9 @@ class FrontKeeper:
         host = f"[{host}]" if ":" in host else host
         scheme = "https" if self.config.tls else "http"
         urls = [f"{scheme}://{host}:{self.port}/health"]
-        if self.app_port is not None:
-            urls.append(f"{scheme}://{host}:{self.app_port}/__sdw/health")
+        for port in [self.app_port, *self.slot_ports.values()]:
+            if port is not None:
+                urls.append(f"{scheme}://{host}:{port}/__sdw/health")
         for url in urls:
             try:
                 status, _ = http_get(url, self.watch.timeout_s, verify=False)

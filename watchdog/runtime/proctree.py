@@ -102,14 +102,17 @@ def has_marker(pid: int, marker: bytes) -> bool:
 
 def orphans(infos: dict[int, ProcInfo], leaders: set[int]) -> set[int]:
     """Processes re-parented to us (we are a subreaper) that are none of our run
-    leaders and not in our own session: escaped descendants of a framework."""
+    leaders and not in our own session: escaped descendants of a framework. A child
+    with a waiter of its own (another GPU slot's framework, the front, the idle
+    command) is no orphan."""
     if not reaper.is_subreaper():
         return set()
     me, mine = os.getpid(), os.getsid(0)
+    waited = reaper.waited_pids()
     return {
         pid
         for pid, info in infos.items()
-        if info.ppid == me and pid not in leaders and info.session != mine
+        if info.ppid == me and pid not in leaders and pid not in waited and info.session != mine
     }
 
 

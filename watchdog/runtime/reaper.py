@@ -81,6 +81,13 @@ def unwaited(pid: int) -> None:
         _waited.discard(pid)
 
 
+def waited_pids() -> frozenset[int]:
+    """Children someone waits for: every slot's framework leader, the front, the idle
+    command. None of them is an orphan, whichever slot sweeps."""
+    with _lock:
+        return frozenset(_waited)
+
+
 def children() -> list[int]:
     """Our direct children, from ``/proc/self/task/*/children`` (no full /proc scan)."""
     found: list[int] = []

@@ -39,7 +39,7 @@ from ..core.status import Status
 from ..monitor.gpu import GpuReader
 from ..settings import Settings, did_you_mean
 from . import teardown
-from .events import EventLog
+from .events import EventLog, Journal, SlotJournal
 from .idle_command import run_idle_command
 from .leftovers import Leftovers
 from .logs import RunLogs, tail_lines
@@ -66,9 +66,18 @@ class Supervisor:
     """Keeps the chosen framework alive. Public methods are thread-safe."""
 
     def __init__(
-        self, settings: Settings, *, watch: bool = True, gpu: GpuReader | None = None
+        self,
+        settings: Settings,
+        *,
+        watch: bool = True,
+        gpu: GpuReader | None = None,
+        slot: str | None = None,
+        journal: EventLog | None = None,
     ) -> None:
+        """``slot``: the GPU slot this supervisor keeps (``settings`` as that slot sees
+        them); its events go to the shared ``journal`` with ``slot`` in each."""
         self.settings = settings
+        self.slot = slot
         self.watching = watch
         self.gpu = gpu
         logs_dir = settings.logs_dir
@@ -78,7 +87,8 @@ class Supervisor:
             settings.logs.keep_runs,
             settings.logs.max_total_bytes,
         )
-        self.events = EventLog(logs_dir / "events.jsonl")
+        shared = journal if journal is not None else EventLog(logs_dir / "events.jsonl")
+        self.events: Journal = SlotJournal(shared, slot) if slot else shared
         self.logs.journal = self.events.write
         self.statefile = StateFile(logs_dir / "state.json")
         self.home = str(logs_dir.resolve())

@@ -21,7 +21,7 @@ from ..core.messages import Message, Swept, Teardown, TornDown
 from ..frameworks.interrupt import call_interrupt
 from ..monitor.gpu import GpuReader
 from ..monitor.vram import vram_held, wait_vram_free
-from .events import EventLog
+from .events import Journal
 from .leftovers import Leftovers
 from .ports import local_port, wait_port_free
 from .proctree import KILL_WAIT_S, StopResult
@@ -50,7 +50,7 @@ def tear_down(
     run: Run,
     td: Teardown,
     gpu: GpuReader | None,
-    events: EventLog,
+    events: Journal,
     abort: threading.Event,
     post: Callable[[Message], None],
 ) -> None:
@@ -65,7 +65,7 @@ def tear_down(
 
 
 def _tear_down(
-    run: Run, td: Teardown, gpu: GpuReader | None, events: EventLog, abort: threading.Event
+    run: Run, td: Teardown, gpu: GpuReader | None, events: Journal, abort: threading.Event
 ) -> TornDown:
     if td.interrupt:
         ok, detail = call_interrupt(run.spec, td.url)

@@ -43,6 +43,10 @@ CSS = """
 .sdw-table th, .sdw-table td { text-align: left; padding: 3px 8px;
             border-bottom: 1px solid #e5e7eb; }
 .sdw-ours { background: #16a34a18; }
+.sdw-slots { display: flex; flex-wrap: wrap; gap: 12px; }
+.sdw-slots > .sdw-card { flex: 1 1 260px; }
+.sdw-chosen { border: 2px solid #2563eb; }
+.sdw-slot { font-weight: 700; margin-right: 6px; }
 """
 
 
@@ -177,10 +181,25 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
         f"<div class='sdw-why' style='color:#dc2626'>⚠ {e(str(x))}</div>"
         for x in info.get("errors") or ()
     )
+    slot = info.get("slot")
+    title = f"<span class='sdw-slot'>{e(str(slot))}</span> " if slot else ""
     return (
-        f"<div class='sdw-card'><span class='sdw-state' style='background:{colour}'>"
-        f"{e(state)}</span><dl class='sdw-grid'>{grid}</dl>{why}</div>"
+        f"<div class='sdw-card' data-slot='{e(str(slot or ''))}'>{title}<span class='sdw-state'"
+        f" style='background:{colour}'>{e(state)}</span><dl class='sdw-grid'>{grid}</dl>"
+        f"{why}</div>"
     )
+
+
+def slot_cards(infos: list[dict[str, Any]], page_host: str | None, chosen: str | None,
+               latest: str = "") -> str:  # fmt: skip
+    """Every GPU slot's card side by side (they wrap on a phone); the slot the buttons
+    act on is outlined."""
+    cards = []
+    for info in infos:
+        card = status_card(info, page_host, latest if info.get("slot") == chosen else "")
+        mark = " sdw-chosen" if info.get("slot") == chosen else ""
+        cards.append(card.replace("<div class='sdw-card'", f"<div class='sdw-card{mark}'", 1))
+    return f"<div class='sdw-slots'>{''.join(cards)}</div>"
 
 
 def idle_text(idle: Any) -> str | None:

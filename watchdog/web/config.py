@@ -39,6 +39,10 @@ class FrontConfig:
     core_fd: int | None = None  # read end of a pipe only the core writes: EOF = core gone
     app_port: int | None = None  # the door's port (None: no door)
     door_fd: int | None = None  # the door's listening socket, bound by the core
+    # With GPU slots: the door of each slot after the first, (slot, fd, port); the
+    # first slot's is app_port / door_fd.
+    slot_doors: tuple[tuple[str, int | None, int], ...] = ()
+    first_slot: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     tls_cert: str | None = None  # PEM files; both set: the page and the door speak TLS
@@ -76,4 +80,5 @@ class FrontConfig:
         data = json.loads(text)
         for key in ("allowed_hosts", "trusted_proxies"):
             data[key] = tuple(data.get(key, ()))
+        data["slot_doors"] = tuple(tuple(d) for d in data.get("slot_doors", ()))
         return cls(**data)

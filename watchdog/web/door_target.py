@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..control.api import Refused
-from .link import CoreLink
+from .link import CoreLink, SlotLink
 
 TTL_S = 1.0
 # A failed request asks again, but a crowd of them (50 streams cut by a crash) must
@@ -86,7 +86,7 @@ def target_of(info: dict[str, Any]) -> Target:
 
 
 class DoorTarget:
-    def __init__(self, core: CoreLink) -> None:
+    def __init__(self, core: CoreLink | SlotLink) -> None:
         self.core = core
         self._target: Target | None = None
         self._fetched = 0.0

@@ -96,6 +96,10 @@ def main() -> int:
         door = build_door(core, auth, config, stats)
         door_server = WebServer(door, config.host, config.app_port, door_sock, tls, "door", False)
         servers.append(door_server)
+    for slot, fd, port in config.slot_doors:  # one door per GPU slot
+        slot_sock = socket.socket(fileno=fd) if fd is not None else None
+        slot_door = build_door(core, auth, config, stats, slot)
+        servers.append(WebServer(slot_door, config.host, port, slot_sock, tls, "door", False))
     try:
         ports = [server.start() for server in servers]
     except (OSError, TimeoutError) as exc:

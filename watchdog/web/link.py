@@ -70,53 +70,64 @@ class CoreLink:
     def _act(self, route: str, **body: Any) -> dict[str, Any]:
         return self._call("POST", route, {**body, "requested_by": self.by})
 
-    def status(self) -> dict[str, Any]:
+    # ``slot``: which GPU slot (None: the first; without slots there is one).
+
+    def status(self, slot: str | None = None) -> dict[str, Any]:
         """The status object (same as GET /info)."""
-        return self._call("GET", "/status")
+        return self._call("GET", "/status", **_slot(slot))
 
     def frameworks(self) -> list[dict[str, Any]]:
         """Every framework in the settings: name, preset, url, command."""
         return self._call("GET", "/frameworks")
 
-    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+    def start(
+        self, framework: str | None = None, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Start a framework (default: the chosen one); switches if another runs."""
-        return self._act("/start", framework=framework, force=force)
+        return self._act("/start", framework=framework, force=force, **_slot(slot))
 
-    def stop(self, force: bool = False) -> dict[str, Any]:
+    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act("/stop", force=force)
+        return self._act("/stop", force=force, **_slot(slot))
 
-    def restart(self, force: bool = False) -> dict[str, Any]:
+    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act("/restart", force=force)
+        return self._act("/restart", force=force, **_slot(slot))
 
-    def switch(self, framework: str | None, force: bool = False) -> dict[str, Any]:
+    def switch(
+        self, framework: str | None, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
-        return self._act("/switch", framework=framework, force=force)
+        return self._act("/switch", framework=framework, force=force, **_slot(slot))
 
-    def keep_awake(self, force: bool = False) -> dict[str, Any]:
+    def keep_awake(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Restart the idle clock; an idle command waiting out its grace will not run."""
-        return self._act("/keep-awake", force=force)
+        return self._act("/keep-awake", force=force, **_slot(slot))
 
-    def activity(self) -> dict[str, Any]:
+    def activity(self, slot: str | None = None) -> dict[str, Any]:
         """The framework was used through the door (wakes it if it sleeps)."""
-        return self._call("POST", "/activity", {"source": "door"})
+        return self._call("POST", "/activity", {"source": "door", **_slot(slot)})
 
-    def logs(self, stream: str = "both", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200, slot: str | None = None) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
-        return self._call("GET", "/logs", stream=stream, lines=lines)
+        return self._call("GET", "/logs", stream=stream, lines=lines, **_slot(slot))
 
-    def follow(self, stream: str = "stdout", offset: int = -1, run_id: str = "") -> dict[str, Any]:
+    def follow(
+        self, stream: str = "stdout", offset: int = -1, run_id: str = "", slot: str | None = None
+    ) -> dict[str, Any]:
         """The current run's ``stream`` from byte ``offset`` on (see ControlApi.follow)."""
-        return self._call("GET", "/logs/follow", stream=stream, offset=offset, run_id=run_id)
+        return self._call("GET", "/logs/follow", stream=stream, offset=offset, run_id=run_id,
+                          **_slot(slot))  # fmt: skip
 
-    def latest(self) -> str:
+    def latest(self, slot: str | None = None) -> str:
         """The newest non-empty line of the current run."""
-        return str(self._call("GET", "/logs/latest").get("line", ""))
+        return str(self._call("GET", "/logs/latest", **_slot(slot)).get("line", ""))
 
-    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, limit: int = 50, framework: str | None = None, slot: str | None = None
+    ) -> list[dict[str, Any]]:
         """The newest ``limit`` events, newest first; optionally of one framework."""
-        return self._call("GET", "/events", limit=limit, framework=framework)
+        return self._call("GET", "/events", limit=limit, framework=framework, **_slot(slot))
 
     def gpu(self) -> dict[str, Any]:
         """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""
@@ -129,6 +140,25 @@ class CoreLink:
     def metrics(self) -> dict[str, Any]:
         """Status, counters and stored samples for ``/metrics`` (see ControlApi.metrics)."""
         return self._call("GET", "/metrics")
+
+
+class SlotLink:
+    """The core as one slot's door sees it: that slot's status and activity."""
+
+    def __init__(self, core: CoreLink, slot: str | None) -> None:
+        self.core = core
+        self.slot = slot
+
+    def status(self) -> dict[str, Any]:
+        return self.core.status(self.slot)
+
+    def activity(self) -> dict[str, Any]:
+        return self.core.activity(self.slot)
+
+
+def _slot(slot: str | None) -> dict[str, str]:
+    """Only a named slot travels: a call without one is what it always was."""
+    return {"slot": slot} if slot else {}
 
 
 class JournalRelay:

@@ -38,28 +38,37 @@ class _Snapshot:
     def __init__(self, data: dict[str, Any], door: DoorStats) -> None:
         self.data = data
         self.door = door
+        self.by_slot = False
 
     def collect(self) -> list[Metric]:
-        status = self.data.get("status") or {}
-        framework = str(status.get("framework", ""))
-        state = str(status.get("state", ""))
+        statuses = self.data.get("statuses") or [self.data.get("status") or {}]
+        # With GPU slots every per-framework series carries ``slot``; without, none does.
+        self.by_slot = any(s.get("slot") for s in statuses)
+        slot = ["slot"] if self.by_slot else []
         up = GaugeMetricFamily(
-            "sdwatchdog_framework_up", "1 while the chosen framework is ready", labels=["framework"]
-        )
-        up.add_metric([framework], 1.0 if state in UP and status.get("ready") else 0.0)
+            "sdwatchdog_framework_up", "1 while the chosen framework is ready",
+            labels=["framework", *slot],
+        )  # fmt: skip
         states = GaugeMetricFamily(
-            "sdwatchdog_framework_state", "1 for the state it is in", labels=["framework", "state"]
-        )
-        for each in State:
-            states.add_metric([framework, each.value], 1.0 if each.value == state else 0.0)
-        busy = GaugeMetricFamily("sdwatchdog_busy", "1 while a generation runs")
-        busy.add_metric([], 1.0 if status.get("busy") else 0.0)
+            "sdwatchdog_framework_state", "1 for the state it is in",
+            labels=["framework", "state", *slot],
+        )  # fmt: skip
+        busy = GaugeMetricFamily("sdwatchdog_busy", "1 while a generation runs", labels=slot)
         idle = GaugeMetricFamily(
-            "sdwatchdog_idle_seconds", "Seconds since the framework was last used (idle policy)"
-        )
-        seconds = (status.get("idle") or {}).get("idle_s")
-        if isinstance(seconds, (int, float)):
-            idle.add_metric([], float(seconds))
+            "sdwatchdog_idle_seconds", "Seconds since the framework was last used (idle policy)",
+            labels=slot,
+        )  # fmt: skip
+        for status in statuses:
+            framework, state = str(status.get("framework", "")), str(status.get("state", ""))
+            which = [str(status.get("slot"))] if self.by_slot else []
+            up.add_metric([framework, *which], 1.0 if state in UP and status.get("ready") else 0.0)
+            for each in State:
+                on = 1.0 if each.value == state else 0.0
+                states.add_metric([framework, each.value, *which], on)
+            busy.add_metric(which, 1.0 if status.get("busy") else 0.0)
+            seconds = (status.get("idle") or {}).get("idle_s")
+            if isinstance(seconds, (int, float)):
+                idle.add_metric(which, float(seconds))
         out: list[Metric] = [up, states, busy, idle, *self._counters(), *self._usage()]
         door = CounterMetricFamily(
             "sdwatchdog_door_requests", "Requests through the door to the framework"
@@ -69,16 +78,21 @@ class _Snapshot:
 
     def _counters(self) -> list[Metric]:
         counters = self.data.get("counters") or {}
+        slot = ["slot"] if self.by_slot else []
         restarts = CounterMetricFamily(
-            "sdwatchdog_restarts", "Starts by the watchdog after a failure", labels=["framework"]
-        )
+            "sdwatchdog_restarts", "Starts by the watchdog after a failure",
+            labels=["framework", *slot],
+        )  # fmt: skip
         for row in counters.get("restarts", []):
-            restarts.add_metric([row["framework"]], float(row["count"]))
+            which = [str(row.get("slot", ""))] if slot else []
+            restarts.add_metric([row["framework"], *which], float(row["count"]))
         crashes = CounterMetricFamily(
-            "sdwatchdog_crashes", "Crashes, hangs and failed starts", labels=["framework", "cause"]
-        )
+            "sdwatchdog_crashes", "Crashes, hangs and failed starts",
+            labels=["framework", "cause", *slot],
+        )  # fmt: skip
         for row in counters.get("crashes", []):
-            crashes.add_metric([row["framework"], row["cause"]], float(row["count"]))
+            which = [str(row.get("slot", ""))] if slot else []
+            crashes.add_metric([row["framework"], row["cause"], *which], float(row["count"]))
         return [restarts, crashes]
 
     def _usage(self) -> list[Metric]:

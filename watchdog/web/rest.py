@@ -38,9 +38,11 @@ class Action(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     framework: str | None = None
     force: bool = False
+    slot: str | None = None  # which GPU slot (default: the first)
 
 
 MAX_BODY = 64 * 1024
+SLOT = Query(None, description="which GPU slot (default: the first)")
 # The body is JSON whatever its Content-Type says: `curl -d '{…}'` sends it as a form.
 BODY_DOC = {
     "requestBody": {
@@ -91,8 +93,8 @@ def build_rest(core: CoreLink) -> FastAPI:
     rest.add_exception_handler(RequestValidationError, _invalid)
 
     @rest.get("/status", summary="The status object (same as GET /info)")
-    def status() -> dict[str, Any]:
-        return api.status()
+    def status(slot: str | None = SLOT) -> dict[str, Any]:
+        return api.status(slot=slot)
 
     @rest.get("/frameworks", summary="Every framework in the settings")
     def frameworks() -> list[dict[str, Any]]:
@@ -106,19 +108,19 @@ def build_rest(core: CoreLink) -> FastAPI:
     )
     async def start(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.start, body.framework, body.force)
+        return await run_in_threadpool(api.start, body.framework, body.force, body.slot)
 
     @rest.post("/stop", summary="Stop the framework's whole process tree", openapi_extra=BODY_DOC)
     async def stop(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.stop, body.force)
+        return await run_in_threadpool(api.stop, body.force, body.slot)
 
     @rest.post(
         "/restart", summary="Stop and start the chosen framework again", openapi_extra=BODY_DOC
     )
     async def restart(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.restart, body.force)
+        return await run_in_threadpool(api.restart, body.force, body.slot)
 
     @rest.post(
         "/switch",
@@ -127,7 +129,7 @@ def build_rest(core: CoreLink) -> FastAPI:
     )
     async def switch(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.switch, body.framework or "", body.force)
+        return await run_in_threadpool(api.switch, body.framework or "", body.force, body.slot)
 
     @rest.post(
         "/keep-awake",
@@ -136,20 +138,23 @@ def build_rest(core: CoreLink) -> FastAPI:
     )
     async def keep_awake(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.keep_awake, body.force)
+        return await run_in_threadpool(api.keep_awake, body.force, body.slot)
 
     @rest.get("/logs", summary="The current run's last lines", response_class=PlainTextResponse)
     def logs(
         stream: str = Query("both", description="both (in write order), stdout or stderr"),
         lines: int = Query(200, ge=1, le=MAX_LINES),
+        slot: str | None = SLOT,
     ) -> str:
-        return api.logs(stream, lines)
+        return api.logs(stream, lines, slot)
 
     @rest.get("/events", summary="The newest events, newest first")
     def events(
-        limit: int = Query(50, ge=1, le=MAX_EVENTS), framework: str | None = None
+        limit: int = Query(50, ge=1, le=MAX_EVENTS),
+        framework: str | None = None,
+        slot: str | None = Query(None, description="one GPU slot's (default: every slot's)"),
     ) -> list[dict[str, Any]]:
-        return api.events(limit, framework)
+        return api.events(limit, framework, slot)
 
     @rest.get("/gpu", summary="The latest GPU snapshot")
     def gpu() -> dict[str, Any]:

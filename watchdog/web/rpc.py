@@ -48,41 +48,50 @@ class Rpc:
         except Refused as exc:
             raise refuse(str(exc)) from None
 
-    def status(self) -> dict[str, Any]:
+    # ``slot``: which GPU slot (empty: the first; without slots there is one).
+
+    def status(self, slot: str | None = None) -> dict[str, Any]:
         """The status object (same as GET /info)."""
-        return self._call("status")
+        return self._call("status", slot or None)
 
     def frameworks(self) -> list[dict[str, Any]]:
         """Every framework in the settings: name, preset, url, command."""
         return self._call("frameworks")
 
-    def start(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+    def start(
+        self, framework: str | None = None, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Start a framework (default: the chosen one); switches if another runs."""
-        return self._call("start", framework, force)
+        return self._call("start", framework, force, slot or None)
 
-    def stop(self, force: bool = False) -> dict[str, Any]:
+    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._call("stop", force)
+        return self._call("stop", force, slot or None)
 
-    def restart(self, force: bool = False) -> dict[str, Any]:
+    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._call("restart", force)
+        return self._call("restart", force, slot or None)
 
-    def switch(self, framework: str | None = None, force: bool = False) -> dict[str, Any]:
+    def switch(
+        self, framework: str | None = None, force: bool = False, slot: str | None = None
+    ) -> dict[str, Any]:
         """Stop what runs, wait for its port (and VRAM), start ``framework``."""
-        return self._call("switch", framework, force)
+        return self._call("switch", framework, force, slot or None)
 
-    def keep_awake(self) -> dict[str, Any]:
+    def keep_awake(self, slot: str | None = None) -> dict[str, Any]:
         """Restart the idle clock; an idle command waiting out its grace will not run."""
-        return self._call("keep_awake")
+        return self._call("keep_awake", False, slot or None)
 
-    def logs(self, stream: str = "both", lines: int = 200) -> str:
+    def logs(self, stream: str = "both", lines: int = 200, slot: str | None = None) -> str:
         """The last ``lines`` lines of the current run's stdout, stderr or both."""
-        return self._call("logs", stream, lines)
+        return self._call("logs", stream, lines, slot or None)
 
-    def events(self, limit: int = 50, framework: str | None = None) -> list[dict[str, Any]]:
-        """The newest ``limit`` events, newest first; optionally of one framework."""
-        return self._call("events", limit, framework)
+    def events(
+        self, limit: int = 50, framework: str | None = None, slot: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first; optionally of one framework or
+        slot."""
+        return self._call("events", limit, framework, slot or None)
 
     def gpu(self) -> dict[str, Any]:
         """The latest GPU snapshot (devices and processes; "n/a" where not reported)."""

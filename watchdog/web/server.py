@@ -33,7 +33,7 @@ from .door import Door
 from .door_target import DoorTarget
 from .events_view import CSS as EVENTS_CSS
 from .gate import DOOR_PATHS, PAGE_PATHS, AuthGate
-from .link import CoreLink
+from .link import CoreLink, SlotLink
 from .metrics import DoorStats
 from .rest import build_rest
 from .rpc import API_NAMES, Rpc
@@ -90,12 +90,18 @@ def build_app(
 
 
 def build_door(
-    core: CoreLink, auth: Authenticator, config: FrontConfig, stats: DoorStats | None = None
+    core: CoreLink,
+    auth: Authenticator,
+    config: FrontConfig,
+    stats: DoorStats | None = None,
+    slot: str | None = None,
 ) -> ASGIApp:
-    """The framework's own UI, behind the same gate and sessions as the page."""
+    """The framework's own UI (of ``slot``: default the first), behind the same gate
+    and sessions as the page."""
     clients = ClientResolver(config.trusted_proxies)
-    activity = ActivityReporter(core.activity)
-    door = Door(DoorTarget(core), clients, tls=config.tls, stats=stats, activity=activity)
+    link = SlotLink(core, slot)
+    activity = ActivityReporter(link.activity)
+    door = Door(DoorTarget(link), clients, tls=config.tls, stats=stats, activity=activity)
     return gated(door, auth, config, door=True)
 
 

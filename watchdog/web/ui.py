@@ -17,7 +17,14 @@ import pandas as pd
 from ..control.api import MAX_LINES, Refused
 from ..core.states import State
 from .actions import after_answer, progress, said_now
-from .cards import EVENT_ROWS, account_line, gpu_panel, status_card, unreachable_card
+from .cards import (
+    EVENT_ROWS,
+    account_line,
+    gpu_panel,
+    slot_cards,
+    status_card,
+    unreachable_card,
+)
 from .events_view import ALL, PROBLEMS, SEVERITY, render_events
 from .link import CoreLink
 from .rpc import Rpc, register
@@ -77,6 +84,20 @@ def _user(request: gr.Request | None) -> str | None:
         return None
 
 
+def cards_of(
+    core: CoreLink, slots: list[str], chosen: str | None, host: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The card (or every slot's, side by side) and the status of the chosen slot;
+    while it starts, its card shows its newest log line."""
+    infos = [core.status(slot) for slot in slots] or [core.status()]
+    mine = next((i for i in infos if i.get("slot") == chosen), infos[0])
+    starting = mine.get("state") == State.STARTING.value
+    latest = core.latest(mine.get("slot")) if starting else ""
+    if not slots:
+        return status_card(mine, host, latest), mine
+    return slot_cards(infos, host, mine.get("slot"), latest), mine
+
+
 def build_page(
     core: CoreLink, refresh_s: float = 1.0, tls_fingerprint: str | None = None
 ) -> gr.Blocks:
@@ -84,6 +105,7 @@ def build_page(
     ui = Rpc(core, requested_by="ui")
     names = framework_choices(core)
     first = core.status()
+    slots: list[str] = list(first.get("slots") or [])  # GPU slots; [] without
     private = {"api_visibility": "private"}
 
     with gr.Blocks(title="sd-watchdog", analytics_enabled=False) as page:
@@ -92,8 +114,11 @@ def build_page(
             account = gr.HTML("", elem_id="account")
         with gr.Row():
             with gr.Column(scale=3):
-                card = gr.HTML(status_card(first), elem_id="status-card")
+                card = gr.HTML(cards_of(core, slots, first.get("slot"), None)[0],
+                               elem_id="status-card")  # fmt: skip
             with gr.Column(scale=2):
+                slot_choice = gr.Radio(slots, value=first.get("slot"), label="GPU slot",
+                                       elem_id="slot-choice", visible=bool(slots))  # fmt: skip
                 choice = gr.Dropdown(
                     choices=names,
                     value=first["framework"],
@@ -161,18 +186,18 @@ def build_page(
             pending: dict[str, Any] | None,
             framework: str,
             kind: str,
+            slot: str | None,
             request: gr.Request,
         ) -> tuple[Any, ...]:
             n = max(1, min(int(count or 200), MAX_LINES))
+            slot = slot or None
             try:
-                info = core.status()
-                latest = core.latest() if info.get("state") == State.STARTING.value else ""
-                text = core.logs(stream_name or "both", n)
+                card_html, info = cards_of(core, slots, slot, _host(request))
+                text = core.logs(stream_name or "both", n, slot)
                 events = render_events(core.events(EVENT_ROWS), framework, kind)
                 gpu = gpu_panel(core.gpu())
             except Refused as exc:  # the page stays up and says why; the rest keeps its value
                 return unreachable_card(str(exc)), *[gr.skip()] * 5
-            card_html = status_card(info, _host(request), latest)
             if not pending:
                 # Nothing to follow: leave both alone, so a refresh that crosses a click
                 # never blanks the message and the pending action the click just set.
@@ -192,33 +217,34 @@ def build_page(
 
         def act(kind: str) -> Any:
             def handler(
-                name: str | None, forced: bool, request: gr.Request
+                name: str | None, forced: bool, slot: str | None, request: gr.Request
             ) -> tuple[str, str, dict[str, Any]]:
                 now = time.time()
-                call = {"switch": lambda: ui.switch(name or "", bool(forced)),
-                        "start": lambda: ui.start(name or None, bool(forced)),
-                        "stop": lambda: ui.stop(bool(forced)),
-                        "restart": lambda: ui.restart(bool(forced)),
-                        "keep_awake": ui.keep_awake}[kind]  # fmt: skip
+                slot = slot or None
+                call = {"switch": lambda: ui.switch(name or "", bool(forced), slot),
+                        "start": lambda: ui.start(name or None, bool(forced), slot),
+                        "stop": lambda: ui.stop(bool(forced), slot),
+                        "restart": lambda: ui.restart(bool(forced), slot),
+                        "keep_awake": lambda: ui.keep_awake(slot)}[kind]  # fmt: skip
                 try:
-                    before = core.status()
+                    before = core.status(slot)
                     pending = after_answer(kind, name, before, call(), now)
                 except gr.Error as exc:  # refused: said, and the card shows why not
                     pending = said_now(f"⚠ {exc.message}", now)
                 except Refused as exc:
                     return unreachable_card(str(exc)), f"⚠ {exc}", said_now(f"⚠ {exc}", now)
                 try:
-                    info = core.status()
+                    card_html, info = cards_of(core, slots, slot, _host(request))
                 except Refused as exc:
                     return unreachable_card(str(exc)), pending["said"], pending
                 said, pending = progress(pending, info, now)
-                return status_card(info, _host(request)), said, pending
+                return card_html, said, pending
 
             return handler
 
         refresh_args: dict[str, Any] = {
             "fn": refresh,
-            "inputs": [stream, lines, pending_state, ev_framework, ev_kind],
+            "inputs": [stream, lines, pending_state, ev_framework, ev_kind, slot_choice],
             "outputs": [card, log_box, events_html, gpu_html, said, pending_state],
             "show_progress": "hidden",
             "concurrency_limit": None,
@@ -227,7 +253,7 @@ def build_page(
         timer = gr.Timer(refresh_s)
         timer.tick(**refresh_args)
         page.load(**refresh_args)
-        for control in (stream, ev_framework, ev_kind):
+        for control in (stream, ev_framework, ev_kind, slot_choice):
             control.change(**refresh_args)
         plot_args: dict[str, Any] = {
             "fn": refresh_plots,
@@ -249,6 +275,15 @@ def build_page(
                 return gr.skip()
 
         page.load(choices, inputs=None, outputs=choice, show_progress="hidden", **private)
+
+        def slot_framework(slot: str | None) -> Any:
+            # The dropdown follows the chosen slot: Switch starts from what it runs.
+            try:
+                return gr.update(value=core.status(slot or None)["framework"])
+            except Refused:
+                return gr.skip()
+
+        slot_choice.change(slot_framework, slot_choice, choice, show_progress="hidden", **private)
 
         page.load(
             signed_in,
@@ -274,7 +309,7 @@ def build_page(
                 hold, None, buttons, show_progress="hidden", concurrency_limit=None, **private
             ).then(
                 act(kind),
-                inputs=[choice, force],
+                inputs=[choice, force, slot_choice],
                 outputs=[card, said, pending_state],
                 concurrency_limit=None,
                 **private,
