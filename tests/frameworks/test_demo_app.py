@@ -65,3 +65,21 @@ def test_supervisor_restarts_a_hung_demo(make_settings, supervise):
     hang = wait_event(sup, "hang", 10)[0]
     assert hang["pid"] == first.pid
     wait_event(sup, "spawn", 10, count=2)
+
+
+def test_hold_vram_without_an_nvidia_driver_exits_with_a_plain_reason():
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        pass
+    else:
+        pytest.skip("this machine has an NVIDIA driver: bench/gpu_check.py covers it")
+    done = subprocess.run(
+        [sys.executable, str(DEMO_APP), "--port", "0", "--hold-vram-mb", "64"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "--hold-vram-mb needs an NVIDIA driver: libcuda.so.1" in done.stderr
+    assert "Running on local URL" not in done.stdout, "it never serves without its memory"

@@ -28,9 +28,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 try:
     from . import demo_faults as faults  # imported as part of the package
     from . import demo_stream as streams
+    from .demo_vram import VramError, hold_vram
 except ImportError:
     import demo_faults as faults  # type: ignore[no-redef]  # run as a script
     import demo_stream as streams  # type: ignore[no-redef]
+    from demo_vram import VramError, hold_vram  # type: ignore[no-redef]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pid-file", help="write the server's pid here once ready")
     p.add_argument("--term-delay", type=float, default=0.0, help="exit this long after SIGTERM")
     p.add_argument("--ghost", action="store_true", help="a double-forked, renamed escapee")
+    p.add_argument("--hold-vram-mb", type=int, default=0, help="hold this much GPU memory")
+    p.add_argument("--gpu", type=int, default=0, help="CUDA device of --hold-vram-mb")
     return p.parse_args(argv)
 
 
@@ -284,6 +288,13 @@ def serve(args: argparse.Namespace) -> int:
         print("No module named 'kernels'", file=sys.stderr, flush=True)
     if args.startup_delay > 0:
         faults.load(args.startup_delay, args.startup_chatter)
+    if args.hold_vram_mb > 0:  # like a model loaded onto the GPU, before serving
+        try:
+            held = hold_vram(args.hold_vram_mb, args.gpu)
+        except VramError as exc:
+            print(f"RuntimeError: {exc}", file=sys.stderr, flush=True)
+            return 1
+        print(f"demo: holding {held.mb} MiB on CUDA device {held.device}", flush=True)
     handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)
     server = ThreadingHTTPServer(
         (args.host, args.port), make_handler(handler_state, args.impersonate)
