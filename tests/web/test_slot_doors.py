@@ -83,3 +83,11 @@ def test_the_gradio_api_with_and_without_a_slot(serve, make_settings):
     assert sups["gpu0"].status().should_run and sups["gpu1"].status().should_run
     logs = gradio(web, "logs", "stdout", 5, "gpu1")
     assert str(sups["gpu1"].status().pid) in logs
+    # The plain routes too: /info and the current log, of the slot named.
+    info = requests.get(f"{web.url}info", params={"slot": "gpu1"}, timeout=10).json()
+    assert info["slot"] == "gpu1" and info["pid"] == sups["gpu1"].status().pid
+    text = requests.get(f"{web.url}read-current-stdout-log", params={"slot": "gpu1"},
+                        timeout=10).text  # fmt: skip
+    assert f"pid {info['pid']}" in text
+    unknown = requests.get(f"{web.url}info", params={"slot": "nope"}, timeout=10)
+    assert unknown.status_code == 404 and "unknown slot" in unknown.json()["error"]

@@ -25,7 +25,9 @@ from .link import CoreLink
 from .metrics import DoorStats, metrics_text
 
 
-def _read_upto(core: CoreLink, stream: str, first: dict[str, Any]) -> Iterator[bytes]:
+def _read_upto(
+    core: CoreLink, stream: str, first: dict[str, Any], slot: str | None = None
+) -> Iterator[bytes]:
     """The run's file from its start to the size it had when asked, a piece per call
     of the core. The framework keeps writing: send exactly the size announced."""
     size, run_id, piece = first["size"], first["run_id"], first
@@ -39,7 +41,7 @@ def _read_upto(core: CoreLink, stream: str, first: dict[str, Any]) -> Iterator[b
         if left <= 0:
             return
         try:
-            piece = core.follow(stream, piece["offset"], run_id)
+            piece = core.follow(stream, piece["offset"], run_id, slot)
         except Refused:
             return
         if piece["run_id"] != run_id:
@@ -66,45 +68,47 @@ def add_routes(app: FastAPI, core: CoreLink, door: DoorStats | None = None) -> N
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    # ``slot``: which GPU slot (default: the first; without slots there is one).
+
     @app.get("/info")
-    def info() -> JSONResponse:
+    def info(slot: str | None = None) -> JSONResponse:
         try:
-            return JSONResponse(core.status())
+            return JSONResponse(core.status(slot))
         except Refused as exc:
             return error(str(exc), exc.status)
 
-    def read_log(stream: str, lines: str) -> Response:
+    def read_log(stream: str, lines: str, slot: str | None) -> Response:
         # Taken as text: "abc" gets our sentence, not FastAPI's validation list.
         count = int(lines) if lines.strip().isdigit() else 0
         if not 1 <= count <= MAX_LINES:
             return error(f"lines must be a whole number from 1 to {MAX_LINES}", 400)
         try:
-            text = core.logs(stream, count)
+            text = core.logs(stream, count, slot)
         except Refused as exc:
             return error(str(exc), exc.status)
         return PlainTextResponse(text + "\n" if text else "")
 
     @app.get("/read-current-stdout-log")
-    def stdout_log(lines: str = Query("100")) -> Response:
-        return read_log("stdout", lines)
+    def stdout_log(lines: str = Query("100"), slot: str | None = None) -> Response:
+        return read_log("stdout", lines, slot)
 
     @app.get("/read-current-stderr-log")
-    def stderr_log(lines: str = Query("100")) -> Response:
-        return read_log("stderr", lines)
+    def stderr_log(lines: str = Query("100"), slot: str | None = None) -> Response:
+        return read_log("stderr", lines, slot)
 
     @app.get("/download-current-log")
-    def download(stream: str = Query("stdout")) -> Response:
+    def download(stream: str = Query("stdout"), slot: str | None = None) -> Response:
         if stream not in ("stdout", "stderr"):
             return error("stream must be stdout or stderr", 400)
         try:
-            first = core.follow(stream, 0)
+            first = core.follow(stream, 0, slot=slot)
         except Refused as exc:
             return error(str(exc), exc.status)
         if first["run_id"] is None:
             return error("no run yet", 404)
         name = f"{first['run_id']}.{stream}.log"
         return StreamingResponse(
-            _read_upto(core, stream, first),
+            _read_upto(core, stream, first, slot),
             media_type="text/plain; charset=utf-8",
             headers={
                 "content-length": str(first["size"]),
