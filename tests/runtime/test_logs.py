@@ -77,10 +77,11 @@ def test_rotation_caps_disk_use_while_the_child_writes(make_settings, supervise)
     per_s = written / (time.monotonic() - began)
     assert written > 8 * cap, "the child wrote far more than the cap"
     # The current part rotates past cap/2 (looked at every 0.25 s), one old part kept.
-    # Generous: a second of writing as slack, for a loaded 2-core machine; a cap that
-    # did not work would hold everything written (6 s of it).
-    assert peak <= cap + per_s, (peak, per_s)
-    assert peak < written / 3, (peak, written)
+    # Generous: two seconds of writing as slack (a loaded 2-core CI machine let the
+    # rotation thread lag a second); a cap that did not work would hold everything
+    # written, six seconds of it.
+    assert peak <= cap + 2 * per_s, (peak, per_s)
+    assert peak < written / 2, (peak, written)
     assert Path(str(out) + ".1").exists()
     assert sup.status().is_running
 

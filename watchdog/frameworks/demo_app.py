@@ -28,10 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 try:
     from . import demo_faults as faults  # imported as part of the package
     from . import demo_stream as streams
+    from .demo_queue import PromptQueue
     from .demo_vram import VramError, hold_vram
 except ImportError:
     import demo_faults as faults  # type: ignore[no-redef]  # run as a script
     import demo_stream as streams  # type: ignore[no-redef]
+    from demo_queue import PromptQueue  # type: ignore[no-redef]
     from demo_vram import VramError, hold_vram  # type: ignore[no-redef]
 
 
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ghost", action="store_true", help="a double-forked, renamed escapee")
     p.add_argument("--hold-vram-mb", type=int, default=0, help="hold this much GPU memory")
     p.add_argument("--gpu", type=int, default=0, help="CUDA device of --hold-vram-mb")
+    p.add_argument("--prompt-s", type=float, default=2.0, help="comfyui: seconds per prompt")
     return p.parse_args(argv)
 
 
@@ -103,6 +106,7 @@ class DemoState:
         self.slow_ping = slow_ping  # health answers this slowly while busy
         self.steps = 20
         self.job_no = 0
+        self.prompts: PromptQueue | None = None  # --impersonate comfyui: its queue
 
     def start_job(self, seconds: float) -> None:
         with self.lock:
@@ -142,7 +146,11 @@ class DemoState:
     def comfyui_queue(self) -> dict[str, object]:
         busy, _, _ = self.job()
         running = [[self.job_no, f"prompt-{self.job_no}", {}, {}, []]] if busy else []
-        return {"queue_running": running, "queue_pending": []}
+        if self.prompts is None:
+            return {"queue_running": running, "queue_pending": []}
+        queued = self.prompts.queue()  # prompts posted to /prompt, ComfyUI's way
+        return {"queue_running": running + queued["queue_running"],
+                "queue_pending": queued["queue_pending"]}  # fmt: skip
 
     def invokeai_status(self) -> dict[str, object]:
         busy, _, step = self.job()
@@ -220,6 +228,9 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
                 self._send(200, routes_get[path]())
             elif ("GET", path) in streaming:
                 streaming["GET", path](self)
+            elif state.prompts is not None and path.startswith("/history"):
+                wanted = path[len("/history/") :] if path.startswith("/history/") else None
+                self._send(200, state.prompts.history_of(wanted or None))
             elif path == "/echo-headers":  # what a request looked like on arrival here
                 self._send(200, {"path": self.path, "headers": dict(self.headers.items())})
             elif path == "/":
@@ -240,10 +251,18 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
                 streaming[method, path](self)
                 return
             # Keep-alive: a body left unread would be taken for the next request.
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if (method, path) in interrupts:
                 state.interrupt()
+                if state.prompts is not None:
+                    state.prompts.interrupt()
                 self._send(200, {})
+            elif (method, path) == ("POST", "/prompt") and state.prompts is not None:
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                self._send(*state.prompts.submit(body))
             elif (method, path) == ("POST", "/sdapi/v1/txt2img"):
                 state.start_job(5.0)
                 self._send(200, {"images": []})
@@ -296,6 +315,8 @@ def serve(args: argparse.Namespace) -> int:
             return 1
         print(f"demo: holding {held.mb} MiB on CUDA device {held.device}", flush=True)
     handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)
+    if args.impersonate == "comfyui":
+        handler_state.prompts = PromptQueue(args.prompt_s)
     server = ThreadingHTTPServer(
         (args.host, args.port), make_handler(handler_state, args.impersonate)
     )

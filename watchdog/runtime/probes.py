@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.messages import Probe, Ready, StartupOutput
@@ -149,7 +150,9 @@ class Prober(threading.Thread):
         timeout: float,
         log_paths: list[Path],
         report: Callable[[Ready | Probe | StartupOutput], None],
+        remember: Callable[[Any], None] | None = None,
     ) -> None:
+        """``remember``: told every answer of the busy endpoint (ComfyUI's queue)."""
         super().__init__(name=f"prober-{run_id}", daemon=True)
         self.run_id = run_id
         self.spec = spec
@@ -157,6 +160,7 @@ class Prober(threading.Thread):
         self.timeout = timeout
         self.log_paths = log_paths
         self.report = report
+        self.remember = remember
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -214,9 +218,13 @@ class Prober(threading.Thread):
         if status >= 400 or len(body) > MAX_BUSY_BODY:
             return None
         try:
-            return parse_busy(self.spec.busy_kind or "automatic1111", json.loads(body))
+            payload = json.loads(body)
+            busy = parse_busy(self.spec.busy_kind or "automatic1111", payload)
         except (ValueError, RecursionError):
             return None
+        if self.remember is not None:
+            self.remember(payload)
+        return busy
 
     def _wait_ready(self) -> str | None:
         pattern = self.spec.ready_pattern

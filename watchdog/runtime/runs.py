@@ -20,6 +20,7 @@ from .oom import killed_by_oom, oom_kills
 from .ports import local_port, port_holder, port_in_use
 from .probes import Prober
 from .process import ManagedProcess, SpawnError
+from .queue_memory import QueueMemory, queue_path
 from .statefile import RunRecord
 
 STDERR_TAIL_LINES = 20
@@ -200,6 +201,9 @@ def adopt_run(
 def _run(settings: Settings, name: str, proc: ManagedProcess, logs: RunLogs, post: Post) -> Run:
     spec = settings.framework(name)
     watch = settings.watch_for(name)
+    memory = None
+    if spec.busy_kind == "comfyui":  # its queue dies with it: keep a copy on disk
+        memory = QueueMemory(queue_path(logs.stdout.parent, proc.run_id), proc.run_id)
     prober = Prober(
         proc.run_id,
         spec,
@@ -207,5 +211,6 @@ def _run(settings: Settings, name: str, proc: ManagedProcess, logs: RunLogs, pos
         watch.health_timeout_s,
         [logs.stdout, logs.stderr],
         post,
+        memory.seen if memory is not None else None,
     )
     return Run(name, spec, watch, proc, logs, prober)
