@@ -86,7 +86,7 @@ def test_openapi_describes_every_route(web):
         "/logs", "/events", "/gpu", "/history",
     }  # fmt: skip
     body = spec["paths"]["/switch"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(body["schema"]["properties"]) == {"framework", "force", "slot"}
+    assert set(body["schema"]["properties"]) == {"framework", "force", "slot", "requeue"}
 
 
 def test_behind_the_pages_credentials(make_settings, serve):

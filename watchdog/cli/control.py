@@ -115,6 +115,8 @@ def _status(client: ControlClient, args: argparse.Namespace) -> int:
 def _act(client: ControlClient, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"force": getattr(args, "force", False), "requested_by": "cli"}
     body.update(_slot(args))
+    if getattr(args, "requeue", False):
+        body["requeue"] = True
     if getattr(args, "name", None):
         body["framework"] = args.name
     status = client.call("POST", f"/{args.command}", body)

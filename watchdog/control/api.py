@@ -135,10 +135,11 @@ class ControlApi:
             raise Refused(f"unknown slot {slot!r:.40} ({where})", 404)
         return self.service.supervisors[slot]
 
-    def _act(self, fn: Any, *args: Any, force: Any = False) -> dict[str, Any]:
+    def _act(self, fn: Any, *args: Any, force: Any = False, **more: Any) -> dict[str, Any]:
         sup: Supervisor = fn.__self__
+        more = {k: flag(v, k) for k, v in more.items()}
         try:
-            status = fn(*args, requested_by=self.by, force=flag(force))
+            status = fn(*args, requested_by=self.by, force=flag(force), **more)
             return self._with_door(status.to_dict(), sup.slot)
         except (UnknownFramework, NotInstalled, BusyRefused, WatchDisabled) as exc:
             raise Refused(str(exc), STATUS_OF[type(exc)]) from None
@@ -189,13 +190,20 @@ class ControlApi:
         name = name_of(framework, required=False)
         return self._act(self._sup(slot).start, name, force=force)
 
-    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
-        """Stop the framework's whole process tree."""
-        return self._act(self._sup(slot).stop, force=force)
+    # ``requeue``: ComfyUI's queue goes back once it runs again (a person's stop or
+    # restart otherwise leaves it lost, as ComfyUI would).
 
-    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
+    def stop(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
+        """Stop the framework's whole process tree."""
+        return self._act(self._sup(slot).stop, force=force, requeue=requeue)
+
+    def restart(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act(self._sup(slot).restart, force=force)
+        return self._act(self._sup(slot).restart, force=force, requeue=requeue)
 
     def switch(
         self, framework: str, force: bool = False, slot: str | None = None

@@ -27,6 +27,7 @@ from .messages import (
     Probe,
     Ready,
     Reply,
+    Requeue,
     Shutdown,
     Spawned,
     SpawnFailed,
@@ -58,6 +59,10 @@ def on_boot(m: Machine, msg: Boot) -> None:
         wanted = Wanted(wanted.framework, True)  # asleep by a policy that is now off
     m.wanted = wanted
     m.idle.use(m.now, m.wall, "start")
+    m.requeue_from = msg.requeue_from
+    lost = msg.not_adopted
+    if lost and wanted.should_run and not m.requeue_from and m.keeps_queue(lost["framework"]):
+        m.requeue_from = str(lost["run_id"])  # it died while no watchdog was there
     now_wanted = {"framework": wanted.framework, "should_run": wanted.should_run}
     m.journal("watchdog_start", **msg.info, **now_wanted, watching=m.watching)
     if msg.not_adopted is not None:
@@ -107,6 +112,7 @@ def on_command(m: Machine, cmd: Command) -> None:
     if decision.wanted != m.wanted or m.run is None or cmd.kind == "restart":
         m.policy.reset()  # a person's word: what failed before is forgotten
         m.restarts = 0
+    _owe_queue(m, cmd, decision.wanted)
     m.wanted = decision.wanted
     if not m.wanted.should_run and m.state in (S.BACKOFF, S.FATAL, S.SLEEPING):
         # BACKOFF/FATAL/SLEEPING -> STOPPED: nothing runs, nothing will be tried or woken
@@ -114,6 +120,19 @@ def on_command(m: Machine, cmd: Command) -> None:
         m.enter(S.STOPPED, "stop", framework=m.wanted.framework, **fields)
     m.persist()  # before it is acted on: a restarted watchdog finishes it
     m.out.append(Reply())
+
+
+def _owe_queue(m: Machine, cmd: Command, wanted: Wanted) -> None:
+    """A person's stop, restart or switch drops a queue still owed, unless they ask
+    for it (``requeue``: a stop or restart then owes the running run's queue)."""
+    ends = cmd.kind in ("stop", "restart") or wanted.framework != m.wanted.framework
+    if not ends:
+        return
+    if cmd.requeue and cmd.kind in ("stop", "restart"):
+        if m.run is not None:
+            m.lost_queue(m.run, unasked=False)
+    else:
+        m.requeue_from = None
 
 
 def keep_awake(m: Machine, cmd: Command) -> None:
@@ -205,6 +224,11 @@ def on_ready(m: Machine, msg: Ready) -> None:
     fields = {"via": msg.via, "url": run.url, "startup_s": startup_s, "line": msg.line}
     m.enter(S.RUNNING, "ready", **run.ids(), **fields)  # STARTING -> RUNNING
     m.idle.use(m.now, m.wall, "start")  # idle from ready on, not from the spawn
+    if m.requeue_from is not None and run.url and m.keeps_queue(run.framework):
+        lost, unasked = m.requeue_from, m.requeue_unasked
+        m.requeue_from = None
+        m.out.append(Requeue(run.run_id, run.framework, run.url, lost, unasked))
+        m.persist()
     if run.configured_url and run.url != run.configured_url:
         # Gradio and InvokeAI move to the next free port: the ready line is the truth.
         m.journal("url_changed", **run.ids(), configured=run.configured_url, actual=run.url)
@@ -273,6 +297,7 @@ def on_exited(m: Machine, msg: Exited) -> None:
     m.out.append(Teardown(run.run_id, why, "watch", after_crash=True))
     report = exits.ended(run, msg, m.now, m.wall)
     journal_exit(m, report)
+    m.lost_queue(run)
     if report.failure is None:  # A1111's "Apply and restart UI": at once, no failure
         m.policy.retry_now(m.now, report.last_exit.reason)
         # RUNNING -> BACKOFF, for as long as the cleanup takes

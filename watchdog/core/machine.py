@@ -64,6 +64,10 @@ class Machine:
         self.sweep_needed = True  # leftovers of earlier runs may exist
         self.busy_with: str | None = None  # "boot", "sweep" or "spawn": an effect in flight
         self.idle = idle.IdleClock()  # the last use, for the idle policy
+        # A run whose remembered queue goes back at the next ready (ComfyUI), and
+        # whether it ended unasked (a crash, hang or limit: counts toward set-aside).
+        self.requeue_from: str | None = None
+        self.requeue_unasked = True
         self.closing: Shutdown | None = None
         self.done = False
         self.out: list[Effect] = []
@@ -114,7 +118,19 @@ class Machine:
         lv = self.leaving
         run = self.run or (lv.run if lv is not None and not lv.exit_seen else None)
         url = run.url if run else None
-        self.out.append(Persist(self.wanted, run.run_id if run else None, url))
+        self.out.append(Persist(self.wanted, run.run_id if run else None, url, self.requeue_from))
+
+    def keeps_queue(self, framework: str) -> bool:
+        """Its queue is remembered and can be submitted again (ComfyUI's)."""
+        try:
+            return self.settings.framework(framework).busy_kind == "comfyui"
+        except (KeyError, ValueError):
+            return False
+
+    def lost_queue(self, run: RunView, unasked: bool = True) -> None:
+        """``run`` ended: what it had queued goes back once the next run is ready."""
+        if self.keeps_queue(run.framework):
+            self.requeue_from, self.requeue_unasked = run.run_id, unasked
 
     # -- failures ------------------------------------------------------------------------
 
@@ -123,6 +139,7 @@ class Machine:
         policy said (retry after a delay, give up) is applied once the tree is gone."""
         self.journal(f.event, tails=f.tails, **{**run.ids(), "reason": f.reason, **f.fields})
         outcome = self.policy.on_failure(run.watch, self.now, f.stable, f.reason)
+        self.lost_queue(run)
         self.begin_teardown(run, f.teardown_reason, "watch", then=outcome)
 
     def after_failure(self, outcome: Retry | GiveUp, tail: tuple[str, ...], **ids: Any) -> None:

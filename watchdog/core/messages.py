@@ -56,6 +56,7 @@ class Boot:
     adopted: AdoptedRun | None = None
     info: dict[str, Any] = field(default_factory=dict)  # for the watchdog_start event
     not_adopted: dict[str, Any] | None = None  # the recorded run's ids, and why not
+    requeue_from: str | None = None  # a lost queue still owed (see Persist)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Command:
     name: str | None = None
     requested_by: str = "api"
     force: bool = False
+    requeue: bool = False  # stop, restart: submit the queue again at the next ready
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ class Persist:
     wanted: Wanted
     run_id: str | None  # the run a restarted watchdog should adopt
     url: str | None = None
+    requeue_from: str | None = None  # the run whose queue goes back at the next ready
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,18 @@ class RunIdleCommand:
 
 
 @dataclass(frozen=True)
+class Requeue:
+    """Submit ``from_run``'s remembered queue to the ready run ``run_id`` at ``url``;
+    ``unasked``: it ended by a crash, hang or limit (counts toward setting aside)."""
+
+    run_id: str
+    framework: str
+    url: str
+    from_run: str
+    unasked: bool = True
+
+
+@dataclass(frozen=True)
 class Detach:
     run_id: str
 
@@ -284,4 +299,6 @@ class Done:
     """Shutdown is complete: nothing runs, nothing is in flight."""
 
 
-Effect = Journal | Persist | Spawn | Teardown | Sweep | RunIdleCommand | Detach | Reply | Done
+Effect = (
+    Journal | Persist | Spawn | Teardown | Sweep | RunIdleCommand | Requeue | Detach | Reply | Done
+)

@@ -16,13 +16,22 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from typing import IO
 
-from ..core.messages import IdleCommandDone
+from ..core.messages import IdleCommandDone, RunIdleCommand
 from . import reaper
 
 TIMEOUT_S = 300.0  # a provider's CLI may take a while; poweroff ends us anyway
 OUTPUT_BYTES = 4096
+
+
+def idle_command_work(
+    command: str, effect: RunIdleCommand, post: Callable[[IdleCommandDone], None]
+) -> Callable[[], None]:
+    """What a worker thread does for ``RunIdleCommand``: run it, tell the machine."""
+    env = {"SDW_FRAMEWORK": effect.framework, "SDW_IDLE_MIN": f"{effect.idle_min:g}"}
+    return lambda: post(run_idle_command(command, env))
 
 
 def run_idle_command(

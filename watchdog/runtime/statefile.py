@@ -45,6 +45,7 @@ class RunRecord:
 class Remembered:
     wanted: Wanted
     run: RunRecord | None
+    requeue_from: str | None = None
 
 
 class StateFile:
@@ -64,7 +65,8 @@ class StateFile:
                 sleeping=w.get("sleeping") is True,
             )
             run = RunRecord(**data["run"]) if data.get("run") else None
-            return Remembered(wanted, run)
+            requeue = data.get("requeue_from")
+            return Remembered(wanted, run, requeue if isinstance(requeue, str) else None)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -72,9 +74,10 @@ class StateFile:
             log.warning("%s", self.error)
             return None
 
-    def save(self, wanted: Wanted, run: RunRecord | None) -> None:
+    def save(self, wanted: Wanted, run: RunRecord | None, requeue_from: str | None = None) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        payload = {"version": 3, "wanted": asdict(wanted), "run": asdict(run) if run else None}
+        payload = {"version": 3, "wanted": asdict(wanted), "run": asdict(run) if run else None,
+                   "requeue_from": requeue_from}  # fmt: skip
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # No fsync: this is written on every spawn (the respawn path), and after a

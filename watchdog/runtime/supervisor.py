@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from functools import partial
 
 from .. import __version__
 from ..core import messages as m
@@ -40,10 +41,11 @@ from ..monitor.gpu import GpuReader
 from ..settings import Settings, did_you_mean
 from . import teardown
 from .events import EventLog, Journal, SlotJournal
-from .idle_command import run_idle_command
+from .idle_command import idle_command_work
 from .leftovers import Leftovers
 from .logs import RunLogs, tail_lines
 from .logstore import LogStore
+from .requeue import SUSPECTS, resubmit
 from .runs import Run, RunIds, adopt_run, spawn_run
 from .statefile import RunRecord, StateFile
 
@@ -124,7 +126,8 @@ class Supervisor:
         if wanted is not None and wanted.framework not in self.settings.frameworks:
             log.warning("remembered framework %r is no longer in the settings", wanted.framework)
         info = {"pid": os.getpid(), "version": __version__, "settings": self.settings.source}
-        boot = m.Boot(wanted, adopted, {**info, "problems": found or None}, not_adopted)
+        owed = remembered.requeue_from if remembered else None
+        boot = m.Boot(wanted, adopted, {**info, "problems": found or None}, not_adopted, owed)
         self._apply(boot)  # before the thread starts: nothing else runs yet
         self._publish()
         self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
@@ -170,11 +173,15 @@ class Supervisor:
     def switch(self, name: str, requested_by: str = "api", force: bool = False) -> Status:
         return self._command("switch", name, requested_by, force)
 
-    def stop(self, requested_by: str = "api", force: bool = False) -> Status:
-        return self._command("stop", None, requested_by, force)
+    # ``requeue``: the framework's queue (ComfyUI's) goes back once it runs again.
 
-    def restart(self, requested_by: str = "api", force: bool = False) -> Status:
-        return self._command("restart", None, requested_by, force)
+    def stop(self, requested_by: str = "api", force: bool = False, requeue: bool = False) -> Status:
+        return self._command("stop", None, requested_by, force, requeue)
+
+    def restart(
+        self, requested_by: str = "api", force: bool = False, requeue: bool = False
+    ) -> Status:
+        return self._command("restart", None, requested_by, force, requeue)
 
     def keep_awake(self, requested_by: str = "api", force: bool = False) -> Status:
         """The idle clock starts over; an idle command in its grace will not run."""
@@ -211,7 +218,9 @@ class Supervisor:
             self._thread.join(timeout=5)
             self.logs.close()
 
-    def _command(self, kind: str, name: str | None, requested_by: str, force: bool) -> Status:
+    def _command(
+        self, kind: str, name: str | None, by: str, force: bool, requeue: bool = False
+    ) -> Status:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
             hint = did_you_mean(name, self.settings.frameworks)
@@ -225,7 +234,7 @@ class Supervisor:
         if self._thread is None or self._stopped.is_set():
             raise RuntimeError("the supervisor is not running")
         reply: Future[Status] = Future()
-        self._inbox.put(_Asked(m.Command(kind, name, requested_by, force), reply))
+        self._inbox.put(_Asked(m.Command(kind, name, by, force, requeue), reply))
         return reply.result(COMMAND_REPLY_TIMEOUT_S)
 
     # -- the control loop (control thread only below) ----------------------------------
@@ -285,7 +294,8 @@ class Supervisor:
             self._journal(effect)
         elif isinstance(effect, m.Persist):
             run = self._runs.get(effect.run_id) if effect.run_id else None
-            self.statefile.save(effect.wanted, run.record(effect.url) if run else None)
+            record = run.record(effect.url) if run else None
+            self.statefile.save(effect.wanted, record, effect.requeue_from)
         elif isinstance(effect, m.Spawn):
             return self._spawn(effect.framework)
         elif isinstance(effect, m.Teardown):
@@ -293,7 +303,11 @@ class Supervisor:
         elif isinstance(effect, m.Sweep):
             self._start_sweep(effect)
         elif isinstance(effect, m.RunIdleCommand):
-            self._start_idle_command(effect)
+            work = idle_command_work(self.settings.idle.command or "", effect, self._inbox.put)
+            self._worker(work, "idle-command", lambda e: m.IdleCommandDone(None, error=e))
+        elif isinstance(effect, m.Requeue):
+            args = (effect, self.logs.runs_dir, self.settings.logs_dir / SUSPECTS, self.events)
+            self._worker(partial(resubmit, *args), "requeue", lambda e: m.Tick())
         elif isinstance(effect, m.Detach):
             run = self._runs.pop(effect.run_id, None)
             if run is not None:
@@ -355,15 +369,6 @@ class Supervisor:
             teardown.sweep(leftovers, timeout, self._abort, self._inbox.put)
 
         self._worker(work, "sweep", lambda e: m.Swept(error=e))
-
-    def _start_idle_command(self, effect: m.RunIdleCommand) -> None:
-        command = self.settings.idle.command or ""
-        env = {"SDW_FRAMEWORK": effect.framework, "SDW_IDLE_MIN": f"{effect.idle_min:g}"}
-
-        def work() -> None:
-            self._inbox.put(run_idle_command(command, env))
-
-        self._worker(work, "idle-command", lambda e: m.IdleCommandDone(None, error=e))
 
     def _worker(
         self, work: Callable[[], None], name: str, failed: Callable[[str], m.Message]

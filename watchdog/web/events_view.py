@@ -24,9 +24,9 @@ SEVERITY = {
     ),
     "warn": (
         "unhealthy", "jobs_resumed", "backoff", "auth_failed", "interrupt", "adopt_skipped",
-        "idle", "idle_command",
+        "idle", "idle_command", "requeue_skipped",
     ),
-    "ok": ("ready", "healthy", "adopt", "front_ready", "watchdog_start"),
+    "ok": ("ready", "healthy", "adopt", "front_ready", "watchdog_start", "requeued"),
 }  # fmt: skip
 RANK = {"bad": 0, "warn": 1, "ok": 2, "info": 3}
 ALL = "all"

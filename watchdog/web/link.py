@@ -86,13 +86,17 @@ class CoreLink:
         """Start a framework (default: the chosen one); switches if another runs."""
         return self._act("/start", framework=framework, force=force, **_slot(slot))
 
-    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
+    def stop(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act("/stop", force=force, **_slot(slot))
+        return self._act("/stop", force=force, requeue=requeue, **_slot(slot))
 
-    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
+    def restart(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act("/restart", force=force, **_slot(slot))
+        return self._act("/restart", force=force, requeue=requeue, **_slot(slot))
 
     def switch(
         self, framework: str | None, force: bool = False, slot: str | None = None

@@ -39,6 +39,7 @@ class Action(BaseModel):
     framework: str | None = None
     force: bool = False
     slot: str | None = None  # which GPU slot (default: the first)
+    requeue: bool = False  # stop, restart: ComfyUI's queue goes back once it runs again
 
 
 MAX_BODY = 64 * 1024
@@ -113,14 +114,14 @@ def build_rest(core: CoreLink) -> FastAPI:
     @rest.post("/stop", summary="Stop the framework's whole process tree", openapi_extra=BODY_DOC)
     async def stop(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.stop, body.force, body.slot)
+        return await run_in_threadpool(api.stop, body.force, body.slot, body.requeue)
 
     @rest.post(
         "/restart", summary="Stop and start the chosen framework again", openapi_extra=BODY_DOC
     )
     async def restart(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.restart, body.force, body.slot)
+        return await run_in_threadpool(api.restart, body.force, body.slot, body.requeue)
 
     @rest.post(
         "/switch",

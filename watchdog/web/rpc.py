@@ -64,13 +64,18 @@ class Rpc:
         """Start a framework (default: the chosen one); switches if another runs."""
         return self._call("start", framework, force, slot or None)
 
-    def stop(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
-        """Stop the framework's whole process tree."""
-        return self._call("stop", force, slot or None)
+    def stop(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
+        """Stop the framework's whole process tree (``requeue``: ComfyUI's queue goes
+        back once it runs again)."""
+        return self._call("stop", force, slot or None, requeue)
 
-    def restart(self, force: bool = False, slot: str | None = None) -> dict[str, Any]:
-        """Stop and start the chosen framework again."""
-        return self._call("restart", force, slot or None)
+    def restart(
+        self, force: bool = False, slot: str | None = None, requeue: bool = False
+    ) -> dict[str, Any]:
+        """Stop and start the chosen framework again (``requeue``: its queue too)."""
+        return self._call("restart", force, slot or None, requeue)
 
     def switch(
         self, framework: str | None = None, force: bool = False, slot: str | None = None

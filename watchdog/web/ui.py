@@ -136,6 +136,10 @@ def build_page(
                 force = gr.Checkbox(
                     False, label="Force: interrupt a running generation", elem_id="force"
                 )
+                requeue = gr.Checkbox(
+                    False, label="Stop / Restart: queue ComfyUI's prompts again afterwards",
+                    elem_id="requeue",
+                )  # fmt: skip
                 said = gr.Markdown("", elem_id="action-message")
                 pending_state = gr.State(None)
         with gr.Tab("Log"):
@@ -217,14 +221,18 @@ def build_page(
 
         def act(kind: str) -> Any:
             def handler(
-                name: str | None, forced: bool, slot: str | None, request: gr.Request
+                name: str | None,
+                forced: bool,
+                slot: str | None,
+                again: bool,
+                request: gr.Request,
             ) -> tuple[str, str, dict[str, Any]]:
                 now = time.time()
                 slot = slot or None
                 call = {"switch": lambda: ui.switch(name or "", bool(forced), slot),
                         "start": lambda: ui.start(name or None, bool(forced), slot),
-                        "stop": lambda: ui.stop(bool(forced), slot),
-                        "restart": lambda: ui.restart(bool(forced), slot),
+                        "stop": lambda: ui.stop(bool(forced), slot, bool(again)),
+                        "restart": lambda: ui.restart(bool(forced), slot, bool(again)),
                         "keep_awake": lambda: ui.keep_awake(slot)}[kind]  # fmt: skip
                 try:
                     before = core.status(slot)
@@ -309,7 +317,7 @@ def build_page(
                 hold, None, buttons, show_progress="hidden", concurrency_limit=None, **private
             ).then(
                 act(kind),
-                inputs=[choice, force, slot_choice],
+                inputs=[choice, force, slot_choice, requeue],
                 outputs=[card, said, pending_state],
                 concurrency_limit=None,
                 **private,
