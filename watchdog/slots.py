@@ -19,7 +19,6 @@ ComfyUI sets that variable itself from the flag); its logs under
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .frameworks.presets import PRESETS
@@ -129,7 +128,3 @@ def _moved(url: str, offset: int) -> str:
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
     return urlunsplit(parts._replace(netloc=f"{host}:{parts.port + offset}"))
-
-
-def slot_logs_dir(settings: Settings, slot: str | None) -> Path:
-    return for_slot(settings, slot).logs_dir

@@ -12,7 +12,6 @@ memory only, so a crash loses it.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -86,4 +85,3 @@ class PromptQueue:
                                "completed": not cut, "messages": []},
                 }  # fmt: skip
             print(f"demo: prompt {item[1]} {'interrupted' if cut else 'done'}", flush=True)
-            time.sleep(0)  # let a waiting reader see the queue between two prompts

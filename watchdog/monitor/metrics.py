@@ -210,7 +210,7 @@ class Feed:
     tree_pids: Callable[[], list[int]]
     report: Callable[[float | None, float | None], None] | None = None
     gpus: frozenset[int] | None = None
-    usage: TreeUsage = field(default_factory=lambda: TreeUsage())
+    usage: TreeUsage = field(default_factory=TreeUsage)
 
 
 class Sampler(threading.Thread):
