@@ -60,11 +60,12 @@ class WatchSettings(_Strict):
     # and what to do if it is not: start the next one anyway, or give up (FATAL).
     vram_release_timeout_s: float = Field(60, ge=0)
     vram_timeout_action: Literal["start", "fatal"] = "start"
-    # With max_rss_mb set on a framework: RSS above it this long restarts it.
+    # With max_rss_mb / max_vram_mb set on a framework: above it this long restarts it.
     rss_limit_s: float = Field(60, ge=0)
     # Busy with no progress (no step change, no log output) this long is a hang.
     stall_timeout_s: float = Field(900, gt=0)
-    # Restarts the watchdog decides itself (RAM limit) wait this long for a job to end.
+    # Restarts the watchdog decides itself (RAM, VRAM limit) wait this long for the
+    # queue to drain; what is still queued then goes back after the restart.
     busy_wait_max_s: float = Field(600, ge=0)
 
 
@@ -101,6 +102,8 @@ class FrameworkEntry(_WatchOverrides):  # type: ignore[misc, valid-type]
     busy_path: str | None = None
     # Restart when the framework's tree uses more RAM than this for rss_limit_s (leaks).
     max_rss_mb: float | None = Field(None, gt=0)
+    # The same for the GPU memory its processes hold (NVML's per-process figure).
+    max_vram_mb: float | None = Field(None, gt=0)
 
     @field_validator("preset")
     @classmethod

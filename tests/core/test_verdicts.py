@@ -66,26 +66,56 @@ def test_busy_with_no_progress_for_stall_timeout_is_a_stall():
 def test_a_busy_gpu_is_progress():
     run = ready_run()
     for t in range(0, 120):
-        verdicts.judge_usage(run, Usage(None, gpu_util_pct=95), None, t)
+        verdicts.judge_usage(run, Usage(None, gpu_util_pct=95), NO_LIMITS, t)
         out = verdicts.judge_probe(run, Probe("r1", True, "HTTP 200", busy(3), 500), t)
         assert not isinstance(out, verdicts.Failure)
 
 
+NO_LIMITS = verdicts.Limits()
+RSS_100 = verdicts.Limits(rss_mb=100)
+VRAM_100 = verdicts.Limits(vram_mb=100)
+
+
 def test_rss_over_the_limit_waits_rss_limit_s_and_a_job_up_to_busy_wait_max_s():
     run = ready_run()
-    assert verdicts.judge_usage(run, Usage(200), 100, now=0) is None
-    assert verdicts.judge_usage(run, Usage(200), 100, now=9) is None
+    assert verdicts.judge_usage(run, Usage(200), RSS_100, now=0) is None
+    assert verdicts.judge_usage(run, Usage(200), RSS_100, now=9) is None
     run.busy = busy(3)
-    assert verdicts.judge_usage(run, Usage(200), 100, now=20) is None  # let it finish
-    out = verdicts.judge_usage(run, Usage(200), 100, now=41)
+    wait = verdicts.judge_usage(run, Usage(200), RSS_100, now=20)  # let it finish
+    assert isinstance(wait, verdicts.Notice) and wait.event == "limit_wait"
+    assert "waits up to 30 s for the queue to drain" in wait.fields["reason"]
+    assert verdicts.judge_usage(run, Usage(200), RSS_100, now=21) is None, "said once"
+    out = verdicts.judge_usage(run, Usage(200), RSS_100, now=41)
     assert isinstance(out, verdicts.Failure) and out.fields["reason"] == "rss_limit"
 
 
 def test_rss_back_under_the_limit_resets_the_clock():
     run = ready_run()
-    verdicts.judge_usage(run, Usage(200), 100, now=0)
-    verdicts.judge_usage(run, Usage(50), 100, now=5)
-    assert verdicts.judge_usage(run, Usage(200), 100, now=12) is None
+    verdicts.judge_usage(run, Usage(200), RSS_100, now=0)
+    verdicts.judge_usage(run, Usage(50), RSS_100, now=5)
+    assert verdicts.judge_usage(run, Usage(200), RSS_100, now=12) is None
+
+
+def test_vram_over_the_limit_restarts_once_the_queue_drains():
+    run = ready_run()
+    run.busy = busy(3)
+    assert verdicts.judge_usage(run, Usage(10, vram_mb=200), VRAM_100, now=0) is None
+    wait = verdicts.judge_usage(run, Usage(10, vram_mb=200), VRAM_100, now=15)
+    assert isinstance(wait, verdicts.Notice) and wait.fields["limit"] == "max_vram_mb"
+    run.busy = None  # the queue drained: no need to wait for busy_wait_max_s
+    out = verdicts.judge_usage(run, Usage(10, vram_mb=200), VRAM_100, now=16)
+    assert isinstance(out, verdicts.Failure) and out.teardown_reason == "vram_limit"
+    assert out.fields["vram_mb"] == 200 and out.fields["limit_mb"] == 100
+    assert out.reason == "VRAM 200 MB above max_vram_mb=100 for 16 s"
+
+
+def test_an_unreadable_vram_figure_is_neither_over_nor_under():
+    run = ready_run()
+    verdicts.judge_usage(run, Usage(10, vram_mb=200), VRAM_100, now=0)
+    verdicts.judge_usage(run, Usage(10, vram_mb=None), VRAM_100, now=5)  # no GPU reading
+    out = verdicts.judge_usage(run, Usage(10, vram_mb=200), VRAM_100, now=11)
+    assert isinstance(out, verdicts.Failure), "a gap in the readings does not reset it"
+    assert verdicts.judge_usage(ready_run(), Usage(10, None), VRAM_100, now=99) is None
 
 
 def test_startup_timeout_counts_from_the_wait_not_the_spawn():

@@ -11,6 +11,7 @@ import requests
 from conftest import events, free_port, running, wait_event
 
 from watchdog.frameworks.comfy_queue import items_of
+from watchdog.monitor import gpu
 from watchdog.runtime.queue_memory import queue_path, remembered
 
 
@@ -117,3 +118,53 @@ def test_a_crash_while_the_watchdog_was_down_still_requeues(make_settings, super
     requeued = wait_event(second_watchdog, "requeued", 15)[-1]
     assert requeued["prompt_ids"] == ids and requeued["from_run_id"] == first.run_id
     assert [pid for pid, _ in queue_of(again.url)] == ids
+
+
+# -- leaks without losses: a VRAM limit waits for the queue, and requeues what is left
+
+
+def leaky_comfyui(make_settings, service, fake_nvml, tmp_path, seconds: float, wait_s: float):
+    """ComfyUI with ``max_vram_mb`` 1000 on the fake NVML, holding 500 MB until the
+    test makes it leak; the sampler reads every 0.5 s."""
+    fake_nvml.CONFIG["framework_vram_mb"] = 500
+    entry = {**comfyui(tmp_path, seconds), "max_vram_mb": 1000}
+    watch = {"rss_limit_s": 0.5, "busy_wait_max_s": wait_s}
+    svc = service(make_settings(frameworks={"comfy": entry}, watch=watch), gpu.make_reader())
+    return svc.supervisor
+
+
+def test_a_vram_limit_waits_for_the_queue_to_drain(make_settings, service, fake_nvml, tmp_path):
+    sup = leaky_comfyui(make_settings, service, fake_nvml, tmp_path, seconds=1.5, wait_s=60)
+    first = sup.wait_for(running, timeout=15)
+    ids = [post(first.url, seed) for seed in (1, 2)]
+    sup.wait_for(lambda s: s.busy, timeout=10)
+    fake_nvml.CONFIG["framework_vram_mb"] = 4096  # it leaks while the queue runs
+    waiting = wait_event(sup, "limit_wait", 10)[-1]
+    assert waiting["limit"] == "max_vram_mb" and waiting["used_mb"] == 4096
+    assert "waits up to 60 s for the queue to drain" in waiting["reason"]
+    restart = wait_event(sup, "restart", 15)[-1]
+    fake_nvml.CONFIG["framework_vram_mb"] = 500  # the new run is not leaking (yet)
+    assert restart["reason"] == "vram_limit" and restart["pid"] == first.pid
+    assert restart["queued"] == 0, "restarted once the queue had drained, not before"
+    assert "VRAM 4096 MB above max_vram_mb=1000" in restart["detail"]
+    sup.wait_for(lambda s: s.state.value == "RUNNING" and s.pid != first.pid, 20)
+    assert not events(sup, "requeued"), f"nothing of {ids} was left to submit again"
+
+
+def test_a_vram_limit_past_busy_wait_max_s_requeues_what_is_left(
+    make_settings, service, fake_nvml, tmp_path
+):
+    sup = leaky_comfyui(make_settings, service, fake_nvml, tmp_path, seconds=30, wait_s=1)
+    first = sup.wait_for(running, timeout=15)
+    ids = [post(first.url, seed) for seed in (1, 2, 3)]
+    remembered_ids(sup, first.run_id, ids)
+    fake_nvml.CONFIG["framework_vram_mb"] = 4096
+    restart = wait_event(sup, "restart", 15)[-1]
+    fake_nvml.CONFIG["framework_vram_mb"] = 500
+    assert restart["reason"] == "vram_limit" and restart["queued"] == 3
+    again = new_run(sup, first.pid)
+    requeued = wait_event(sup, "requeued", 15)[-1]
+    assert requeued["prompt_ids"] == ids and requeued["from_run_id"] == first.run_id
+    assert [pid for pid, _ in queue_of(again.url)] == ids
+    queue = sup.wait_for(lambda s: s.queue is not None and s.queue.last is not None, 5)
+    assert "Requeued 3 prompts at" in queue.to_dict()["queue"]["text"]

@@ -7,7 +7,16 @@ from datetime import datetime
 
 import pytest
 import requests
-from conftest import PASSWORD, STATUS_KEYS, USER, demo, events, running, wait_event
+from conftest import (
+    PASSWORD,
+    STATUS_KEYS,
+    USER,
+    demo,
+    events,
+    free_port,
+    running,
+    wait_event,
+)
 
 
 @pytest.fixture
@@ -54,6 +63,8 @@ def test_stop_restart_start_with_and_without_a_body(web):
         ("POST", "switch", '{"framework": 5}', 400),
         ("POST", "switch", '{"framework": "nope"}', 404),
         ("POST", "stop", '{"force": "yes"}', 400),
+        ("POST", "stop", '{"clear_queue": "yes"}', 400),
+        ("POST", "restart", '{"clear_queue": 1}', 400),
         ("POST", "stop", '{"rm": "-rf /"}', 400),
         ("POST", "stop", "[1, 2]", 400),
         ("POST", "stop", "not json", 400),
@@ -79,6 +90,23 @@ def test_bad_requests_are_a_clear_4xx_and_change_nothing(web, method, path, body
     assert (after.state, after.pid, after.framework) == (before.state, before.pid, before.framework)
 
 
+def test_clear_queue_over_rest_empties_invokeais_queue(make_settings, serve, tmp_path):
+    db = tmp_path / "invokeai-queue.json"
+    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
+               "--queue-db", str(db), "--prompt-s", "30"]  # fmt: skip
+    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    web = serve(make_settings(frameworks={"invoke": entry}))
+    url = web.sup.wait_for(running, timeout=15).url
+    batch = {"batch": {"runs": 2}}
+    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    web.sup.wait_for(lambda s: s.busy, timeout=10)
+    r = requests.post(f"{web.url}api/v1/stop", json={"clear_queue": True}, timeout=40)
+    assert r.status_code == 200 and r.json()["should_run"] is False
+    cleared = wait_event(web.sup, "queue_cleared", 15)[-1]
+    assert cleared["detail"].endswith("2 deleted") and cleared["requested_by"] == "http"
+    assert db.read_text() == "[]"
+
+
 def test_openapi_describes_every_route(web):
     spec = requests.get(f"{web.url}api/v1/openapi.json", timeout=10).json()
     assert set(spec["paths"]) == {
@@ -86,7 +114,8 @@ def test_openapi_describes_every_route(web):
         "/logs", "/events", "/gpu", "/history",
     }  # fmt: skip
     body = spec["paths"]["/switch"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(body["schema"]["properties"]) == {"framework", "force", "slot", "requeue"}
+    fields = {"framework", "force", "slot", "requeue", "clear_queue"}
+    assert set(body["schema"]["properties"]) == fields
 
 
 def test_behind_the_pages_credentials(make_settings, serve):

@@ -75,6 +75,9 @@ def describe(status: dict[str, Any]) -> str:
     idle = idle_line(status.get("idle"))
     if idle:
         out.append(f"  idle: {idle}")
+    queue = status.get("queue") or {}
+    if queue.get("text"):  # what a crash owes, what InvokeAI resumes, what was set aside
+        out.append(f"  queue: {queue['text']}")
     last = status.get("last_exit")
     if last:
         out.append(f"  last exit: {last['reason']} ({last['time']})")
@@ -115,8 +118,9 @@ def _status(client: ControlClient, args: argparse.Namespace) -> int:
 def _act(client: ControlClient, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"force": getattr(args, "force", False), "requested_by": "cli"}
     body.update(_slot(args))
-    if getattr(args, "requeue", False):
-        body["requeue"] = True
+    for flag in ("requeue", "clear_queue"):
+        if getattr(args, flag, False):
+            body[flag] = True
     if getattr(args, "name", None):
         body["framework"] = args.name
     status = client.call("POST", f"/{args.command}", body)

@@ -191,19 +191,30 @@ class ControlApi:
         return self._act(self._sup(slot).start, name, force=force)
 
     # ``requeue``: ComfyUI's queue goes back once it runs again (a person's stop or
-    # restart otherwise leaves it lost, as ComfyUI would).
+    # restart otherwise leaves it lost, as ComfyUI would). ``clear_queue``: the
+    # framework's own queue is emptied first (InvokeAI's otherwise resumes at start).
 
     def stop(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act(self._sup(slot).stop, force=force, requeue=requeue)
+        sup = self._sup(slot)
+        return self._act(sup.stop, force=force, requeue=requeue, clear_queue=clear_queue)
 
     def restart(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act(self._sup(slot).restart, force=force, requeue=requeue)
+        sup = self._sup(slot)
+        return self._act(sup.restart, force=force, requeue=requeue, clear_queue=clear_queue)
 
     def switch(
         self, framework: str, force: bool = False, slot: str | None = None

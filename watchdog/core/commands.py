@@ -22,6 +22,7 @@ class Decision:
     refusal: Exception | None = None
     events: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
     interrupt: bool = False  # a forced command ends a running job: interrupt it first
+    clear: bool = False  # the run's own queue is emptied before it is stopped
     # Nothing to do (already so, or the same command is under way): said, not done.
     note: str | None = None
 
@@ -34,18 +35,21 @@ def decide(cmd: Command, wanted: Wanted, run: RunView | None, leaving: bool = Fa
         return Decision(wanted, note=already)
     ends_run = run is not None and (cmd.kind in ("stop", "restart") or name != run.framework)
     interrupt = False
+    # Clearing the queue ends its running job too: asking for it is forcing.
+    clear = ends_run and cmd.clear_queue and cmd.kind in ("stop", "restart")
     if ends_run and run is not None and run.is_busy and run.busy is not None:
-        if not cmd.force:
+        if not (cmd.force or clear):
             why = f"a generation is running on {run.framework} ({run.busy_text})"
             return Decision(refusal=BusyRefused(f"{why}; force to interrupt it"))
         interrupt = True
     by = {"requested_by": cmd.requested_by}
     if cmd.kind == "stop":
-        return Decision(Wanted(wanted.framework, False), interrupt=interrupt)
+        return Decision(Wanted(wanted.framework, False), interrupt=interrupt, clear=clear)
     if cmd.kind == "restart":
         event = ("restart", {"framework": wanted.framework, **by})
         restart_run = run.run_id if run is not None else None
-        return Decision(Wanted(wanted.framework, True, restart_run), None, (event,), interrupt)
+        wanted = Wanted(wanted.framework, True, restart_run)
+        return Decision(wanted, None, (event,), interrupt, clear)
     if cmd.kind in ("start", "switch"):
         events = ()
         if name != wanted.framework:

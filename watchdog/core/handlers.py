@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..frameworks.busy import Busy
-from . import exits, verdicts
+from . import exits, queue_rules, verdicts
 from .commands import decide
 from .errors import ShuttingDown
 from .leaving import Leaving
@@ -27,7 +27,7 @@ from .messages import (
     Probe,
     Ready,
     Reply,
-    Requeue,
+    RequeueDone,
     Shutdown,
     Spawned,
     SpawnFailed,
@@ -107,12 +107,13 @@ def on_command(m: Machine, cmd: Command) -> None:
     m.seq += 1
     m.spawn_by = cmd.requested_by
     m.interrupt_next = m.interrupt_next or decision.interrupt
+    m.clear_next = m.clear_next or decision.clear
     for event, fields in decision.events:
         m.journal(event, **fields)
     if decision.wanted != m.wanted or m.run is None or cmd.kind == "restart":
         m.policy.reset()  # a person's word: what failed before is forgotten
         m.restarts = 0
-    _owe_queue(m, cmd, decision.wanted)
+    queue_rules.owe_queue(m, cmd, decision.wanted)
     m.wanted = decision.wanted
     if not m.wanted.should_run and m.state in (S.BACKOFF, S.FATAL, S.SLEEPING):
         # BACKOFF/FATAL/SLEEPING -> STOPPED: nothing runs, nothing will be tried or woken
@@ -120,19 +121,6 @@ def on_command(m: Machine, cmd: Command) -> None:
         m.enter(S.STOPPED, "stop", framework=m.wanted.framework, **fields)
     m.persist()  # before it is acted on: a restarted watchdog finishes it
     m.out.append(Reply())
-
-
-def _owe_queue(m: Machine, cmd: Command, wanted: Wanted) -> None:
-    """A person's stop, restart or switch drops a queue still owed, unless they ask
-    for it (``requeue``: a stop or restart then owes the running run's queue)."""
-    ends = cmd.kind in ("stop", "restart") or wanted.framework != m.wanted.framework
-    if not ends:
-        return
-    if cmd.requeue and cmd.kind in ("stop", "restart"):
-        if m.run is not None:
-            m.lost_queue(m.run, unasked=False)
-    else:
-        m.requeue_from = None
 
 
 def keep_awake(m: Machine, cmd: Command) -> None:
@@ -224,11 +212,7 @@ def on_ready(m: Machine, msg: Ready) -> None:
     fields = {"via": msg.via, "url": run.url, "startup_s": startup_s, "line": msg.line}
     m.enter(S.RUNNING, "ready", **run.ids(), **fields)  # STARTING -> RUNNING
     m.idle.use(m.now, m.wall, "start")  # idle from ready on, not from the spawn
-    if m.requeue_from is not None and run.url and m.keeps_queue(run.framework):
-        lost, unasked = m.requeue_from, m.requeue_unasked
-        m.requeue_from = None
-        m.out.append(Requeue(run.run_id, run.framework, run.url, lost, unasked))
-        m.persist()
+    queue_rules.requeue_at_ready(m, run)
     if run.configured_url and run.url != run.configured_url:
         # Gradio and InvokeAI move to the next free port: the ready line is the truth.
         m.journal("url_changed", **run.ids(), configured=run.configured_url, actual=run.url)
@@ -265,10 +249,13 @@ def _note_resumed_jobs(m: Machine, run: RunView, busy: Busy) -> None:
     framework found pending and resumed. Said once, so that a refused stop right after
     a start makes sense."""
     first, run.busy_seen = not run.busy_seen, True
+    if first:
+        m.queue.started(run.framework)
     if first and busy.busy:
         run.resumed_jobs = True
         why = "jobs found pending at start; a stop waits for them unless forced"
-        m.journal("jobs_resumed", **run.ids(), detail=busy.detail, reason=why)
+        fields = {"detail": busy.detail, "running": busy.running, "pending": busy.pending}
+        m.journal("jobs_resumed", **run.ids(), **fields, reason=why)
     elif not busy.busy:
         run.resumed_jobs = False
 
@@ -276,9 +263,12 @@ def _note_resumed_jobs(m: Machine, run: RunView, busy: Busy) -> None:
 def on_usage(m: Machine, msg: Usage) -> None:
     run = m.run
     if run is not None:
-        limit = m.settings.frameworks[run.framework].max_rss_mb
-        verdict = verdicts.judge_usage(run, msg, limit, m.now)
-        if verdict is not None:
+        fw = m.settings.frameworks[run.framework]
+        limits = verdicts.Limits(fw.max_rss_mb, fw.max_vram_mb)
+        verdict = verdicts.judge_usage(run, msg, limits, m.now)
+        if isinstance(verdict, verdicts.Notice):
+            m.journal(verdict.event, **verdict.fields)
+        elif verdict is not None:
             m.fail(run, verdict)
 
 
@@ -291,7 +281,7 @@ def on_exited(m: Machine, msg: Exited) -> None:
         return
     if run is None or run.run_id != msg.run_id:
         return
-    m.run = None
+    m.run_ended(run)
     why = "cleanup after exit" if msg.restart_asked else "cleanup after crash"
     m.leaving = Leaving(run, why, "watch", after_crash=True, exit_seen=True)
     m.out.append(Teardown(run.run_id, why, "watch", after_crash=True))
@@ -372,6 +362,7 @@ ON_MESSAGE: dict[type, Callable[[Machine, Any], None]] = {
     Usage: on_usage,
     Activity: on_activity,
     IdleCommandDone: on_idle_command_done,
+    RequeueDone: queue_rules.on_requeue_done,
     Exited: on_exited,
     TornDown: on_torndown,
     Swept: on_swept,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..settings import Settings
 from . import handlers, idle, verdicts
+from .jobqueue import QueueBook
 from .leaving import Leaving
 from .messages import (
     Done,
@@ -61,6 +62,7 @@ class Machine:
         self.seq = 0  # commands accepted
         self.spawn_by = "boot"  # who the next spawn is for: a person, boot, or watch
         self.interrupt_next = False  # the next teardown interrupts a job first (forced)
+        self.clear_next = False  # the next teardown empties the framework's queue first
         self.sweep_needed = True  # leftovers of earlier runs may exist
         self.busy_with: str | None = None  # "boot", "sweep" or "spawn": an effect in flight
         self.idle = idle.IdleClock()  # the last use, for the idle policy
@@ -68,6 +70,7 @@ class Machine:
         # whether it ended unasked (a crash, hang or limit: counts toward set-aside).
         self.requeue_from: str | None = None
         self.requeue_unasked = True
+        self.queue = QueueBook()  # what the page says of the framework's job queue
         self.closing: Shutdown | None = None
         self.done = False
         self.out: list[Effect] = []
@@ -120,17 +123,30 @@ class Machine:
         url = run.url if run else None
         self.out.append(Persist(self.wanted, run.run_id if run else None, url, self.requeue_from))
 
+    def queue_kind(self, framework: str) -> str | None:
+        """Whose queue it has, as its busy probe reads it (``comfyui``, ``invokeai``)."""
+        try:
+            return self.settings.framework(framework).busy_kind
+        except (KeyError, ValueError):
+            return None
+
     def keeps_queue(self, framework: str) -> bool:
         """Its queue is remembered and can be submitted again (ComfyUI's)."""
-        try:
-            return self.settings.framework(framework).busy_kind == "comfyui"
-        except (KeyError, ValueError):
-            return False
+        return self.queue_kind(framework) == "comfyui"
 
     def lost_queue(self, run: RunView, unasked: bool = True) -> None:
         """``run`` ended: what it had queued goes back once the next run is ready."""
         if self.keeps_queue(run.framework):
             self.requeue_from, self.requeue_unasked = run.run_id, unasked
+            self.queue.owe(run.busy)
+
+    def run_ended(self, run: RunView, cleared: bool = False) -> None:
+        """The live run is gone (exit, or a teardown begins): the page keeps what its
+        queue was (what InvokeAI will resume at its next start), unless emptied."""
+        self.run = None
+        self.queue.ended(
+            run.framework, self.queue_kind(run.framework), None if cleared else run.busy
+        )
 
     # -- failures ------------------------------------------------------------------------
 
@@ -256,10 +272,13 @@ class Machine:
     def begin_teardown(
         self, run: RunView, reason: str, by: str, then: Retry | GiveUp | None = None
     ) -> None:
-        self.run = None
-        self.leaving = Leaving(run, reason, by, after_crash=False, exit_seen=False, then=then)
         interrupt, self.interrupt_next = self.interrupt_next, False
+        clear, self.clear_next = self.clear_next, False
+        self.run_ended(run, cleared=clear)
+        self.leaving = Leaving(run, reason, by, after_crash=False, exit_seen=False, then=then)
         self.persist()
-        self.out.append(Teardown(run.run_id, reason, by, interrupt=interrupt, url=run.url))
+        self.out.append(
+            Teardown(run.run_id, reason, by, interrupt=interrupt, url=run.url, clear_queue=clear)
+        )
         # STARTING/RUNNING/UNHEALTHY -> STOPPING
         self.enter(S.STOPPING, "stopping", **run.ids(), reason=reason, requested_by=by)

@@ -66,6 +66,7 @@ class Command:
     requested_by: str = "api"
     force: bool = False
     requeue: bool = False  # stop, restart: submit the queue again at the next ready
+    clear_queue: bool = False  # stop, restart: empty the framework's own queue first
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,13 @@ class Swept:
 
 @dataclass(frozen=True)
 class Usage:
+    """The sampler's reading of the framework's tree: RSS (``max_rss_mb``), the GPU
+    memory its pids hold (``max_vram_mb``; None: no GPU or unreadable) and its GPUs'
+    utilisation (a sign of life during a long generation)."""
+
     rss_mb: float | None
     gpu_util_pct: float | None = None
+    vram_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,19 @@ class IdleCommandDone:
     output: str = ""
     duration_s: float = 0.0
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class RequeueDone:
+    """What a ``Requeue`` did: the prompt ids submitted again, and those skipped with
+    why (``set_aside``: running at too many unasked ends in a row)."""
+
+    run_id: str
+    from_run: str
+    requeued: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  # (prompt id, why)
+    set_aside: tuple[str, ...] = ()
+    error: str | None = None  # the worker itself failed
 
 
 @dataclass(frozen=True)
@@ -213,6 +232,7 @@ Message = (
     | Usage
     | Activity
     | IdleCommandDone
+    | RequeueDone
     | Tick
     | Shutdown
 )
@@ -251,6 +271,7 @@ class Teardown:
     after_crash: bool = False  # the leader is dead: clear what is left, quickly
     interrupt: bool = False  # call the framework's interrupt endpoint first
     url: str | None = None  # where it serves (the port to wait for, the interrupt)
+    clear_queue: bool = False  # a person asked: empty the framework's queue first
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..frameworks.busy import Busy
 from ..settings import WatchSettings
@@ -30,7 +30,10 @@ class RunView:
     resumed_jobs: bool = False
     progress_mono: float = 0.0  # the last sign of life while busy
     progress_mark: tuple[str, int] = ("", -1)  # busy fingerprint, bytes of output
-    rss_over_since: float | None = None
+    # Since when a memory limit ("rss", "vram") has been passed; those whose wait for
+    # the queue to drain was journaled.
+    over_since: dict[str, float] = field(default_factory=dict)
+    limit_wait_said: set[str] = field(default_factory=set)
     # While starting: the last time its output grew, and how much there was then.
     output_mono: float = 0.0
     output_bytes: int = -1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import idle
+from . import idle, jobqueue
 from .machine import Machine
 from .states import State
 from .status import Status
@@ -77,4 +77,11 @@ def snapshot(
         logs=logs,
         published_at=wall,
         idle=idle.view(m.idle, m.settings.idle, m.serving, m.wanted.sleeping, now, wall),
+        queue=jobqueue.view(
+            m.queue,
+            m.wanted.framework,
+            m.queue_kind(m.wanted.framework),
+            run.busy if run is not None and run.framework == m.wanted.framework else None,
+            m.requeue_from,
+        ),
     )

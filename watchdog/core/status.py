@@ -16,6 +16,7 @@ from .states import State
 if TYPE_CHECKING:  # the runtime fills it in; the machine never opens a file
     from ..runtime.logs import RunLogs
     from .idle import IdleView
+    from .jobqueue import QueueView
 
 
 def iso(wall: float) -> str:
@@ -93,6 +94,7 @@ class Status:
     published_at: float = field(default_factory=time.time)
     note: str | None = None  # only in a command's answer: why it changed nothing
     idle: IdleView | None = None
+    queue: QueueView | None = None  # the framework's job queue (ComfyUI, InvokeAI)
 
     def to_dict(self) -> dict[str, Any]:
         """The status object of the API contract (``GET /info``, ``status``)."""
@@ -127,4 +129,5 @@ class Status:
             "errors": list(self.errors),
             "note": self.note,
             "idle": self.idle.to_dict(now) if self.idle is not None else None,
+            "queue": self.queue.to_dict() if self.queue is not None else None,
         }

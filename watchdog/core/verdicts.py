@@ -7,8 +7,9 @@ The machine decides what follows (policy, teardown).
 - startup timeout: not ready within ``startup_timeout_s``;
 - hang: ``failure_threshold`` liveness probes in a row failed while idle;
 - stall: busy, but no step, progress or output for ``stall_timeout_s``;
-- RSS limit: above ``max_rss_mb`` for ``rss_limit_s`` (a running job gets up to
-  ``busy_wait_max_s`` more to finish).
+- RSS and VRAM limits: above ``max_rss_mb`` / ``max_vram_mb`` for ``rss_limit_s``
+  (a running queue gets up to ``busy_wait_max_s`` more to drain; what is still queued
+  then is submitted again after the restart, where the framework's queue is kept).
 """
 
 from __future__ import annotations
@@ -121,34 +122,76 @@ def _judge_busy(run: RunView, msg: Probe, now: float) -> Failure | ProbeNews | N
     return Failure("stalled", reason, run.stable(now), "stalled")
 
 
-def judge_usage(run: RunView, msg: Usage, limit_mb: float | None, now: float) -> Failure | None:
-    """The sampler's reading: a busy GPU is progress; RSS over the limit too long is a
-    restart."""
+@dataclass(frozen=True)
+class Limits:
+    """A framework's memory limits in MB (None: no limit)."""
+
+    rss_mb: float | None = None
+    vram_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Worth a journal line, not a state: a limit passed while the queue drains."""
+
+    event: str
+    fields: dict[str, Any]
+
+
+def judge_usage(run: RunView, msg: Usage, limits: Limits, now: float) -> Failure | Notice | None:
+    """The sampler's reading: a busy GPU is progress; memory over a limit too long is
+    a restart, once the queue has drained (or ``busy_wait_max_s`` has passed)."""
     if msg.gpu_util_pct is not None and msg.gpu_util_pct >= GPU_ALIVE_PCT:
         run.progress_mono = now
-    if msg.rss_mb is None:
+    notice = None
+    readings = (("rss", msg.rss_mb, limits.rss_mb), ("vram", msg.vram_mb, limits.vram_mb))
+    for what, used, limit in readings:
+        verdict = _over_limit(run, what, used, limit, now)
+        if isinstance(verdict, Failure):
+            return verdict
+        notice = notice or verdict
+    return notice
+
+
+LIMIT_NAMES = {"rss": ("RSS", "max_rss_mb"), "vram": ("VRAM", "max_vram_mb")}
+
+
+def _over_limit(
+    run: RunView, what: str, used: float | None, limit: float | None, now: float
+) -> Failure | Notice | None:
+    if used is None:
+        return None  # unreadable this time: neither over nor under
+    if limit is None or used <= limit:
+        run.over_since.pop(what, None)
+        run.limit_wait_said.discard(what)
         return None
-    if limit_mb is None or msg.rss_mb <= limit_mb:
-        run.rss_over_since = None
-        return None
-    if run.rss_over_since is None:
-        run.rss_over_since = now
-    over = now - run.rss_over_since
+    since = run.over_since.setdefault(what, now)
+    over = now - since
     if over < run.watch.rss_limit_s:
         return None
+    label, key = LIMIT_NAMES[what]
+    reason = f"{label} {used:.0f} MB above {key}={limit:g} for {over:.0f} s"
     if run.is_busy and over < run.watch.rss_limit_s + run.watch.busy_wait_max_s:
-        return None  # let the generation finish first, up to busy_wait_max_s
-    reason = f"RSS {msg.rss_mb:.0f} MB above max_rss_mb={limit_mb:g} for {over:.0f} s"
+        if what in run.limit_wait_said:
+            return None  # let the generation finish first, up to busy_wait_max_s
+        run.limit_wait_said.add(what)
+        queued = run.busy.queued if run.busy is not None else 0
+        return Notice("limit_wait", {
+            **run.ids(), "reason": f"{reason}; the restart waits up to"
+            f" {run.watch.busy_wait_max_s:g} s for the queue to drain",
+            "limit": key, "used_mb": round(used, 1), "limit_mb": limit, "queued": queued,
+        })  # fmt: skip
     return Failure(
         "restart",
         reason,
         run.stable(now),
-        "rss_limit",
+        f"{what}_limit",
         {
-            "reason": "rss_limit",
+            "reason": f"{what}_limit",
             "detail": reason,
-            "rss_mb": round(msg.rss_mb, 1),
-            "limit_mb": limit_mb,
+            f"{what}_mb": round(used, 1),
+            "limit_mb": limit,
+            "queued": run.busy.queued if run.busy is not None else 0,
             "requested_by": "watch",
         },
     )

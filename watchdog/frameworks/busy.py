@@ -21,6 +21,14 @@ class Busy:
     busy: bool
     fingerprint: str  # changes while a job makes progress
     detail: str
+    # The framework's own queue, where it says (ComfyUI, InvokeAI): jobs in progress
+    # and waiting. What a crash loses, or what InvokeAI resumes at its next start.
+    running: int = 0
+    pending: int = 0
+
+    @property
+    def queued(self) -> int:
+        return self.running + self.pending
 
 
 IDLE = Busy(False, "", "idle")
@@ -41,22 +49,23 @@ def _a1111(p: dict[str, Any]) -> Busy:
 def _comfyui(p: dict[str, Any]) -> Busy:
     # GET /queue: {"queue_running": [[number, prompt_id, …]], "queue_pending": [...]}
     running = p.get("queue_running") or []
-    if not running:
-        return IDLE
-    ids = ",".join(str(item[1]) if len(item) > 1 else str(item) for item in running)
     pending = len(p.get("queue_pending") or [])
-    return Busy(True, f"{ids}|{pending}", f"running {len(running)}, {pending} queued")
+    if not running:
+        return Busy(False, "", "idle", pending=pending) if pending else IDLE
+    ids = ",".join(str(item[1]) if len(item) > 1 else str(item) for item in running)
+    detail = f"running {len(running)}, {pending} queued"
+    return Busy(True, f"{ids}|{pending}", detail, len(running), pending)
 
 
 def _invokeai(p: dict[str, Any]) -> Busy:
     # GET /api/v1/queue/default/status
     queue = p.get("queue") or {}
     processor = p.get("processor") or {}
-    busy = bool(processor.get("is_processing")) or int(queue.get("in_progress") or 0) > 0
-    if not busy:
-        return IDLE
-    fingerprint = f"{queue.get('item_id')}|{queue.get('completed')}|{queue.get('pending')}"
-    return Busy(True, fingerprint, f"{queue.get('pending', 0)} pending")
+    in_progress, pending = int(queue.get("in_progress") or 0), int(queue.get("pending") or 0)
+    if not (processor.get("is_processing") or in_progress > 0):
+        return Busy(False, "", "idle", pending=pending) if pending else IDLE
+    fingerprint = f"{queue.get('item_id')}|{queue.get('completed')}|{pending}"
+    return Busy(True, fingerprint, f"{pending} pending", in_progress, pending)
 
 
 def _sdnext(p: dict[str, Any]) -> Busy:

@@ -24,15 +24,19 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 try:
     from . import demo_faults as faults  # imported as part of the package
     from . import demo_stream as streams
+    from .demo_invoke_queue import SessionQueue
     from .demo_queue import PromptQueue
     from .demo_vram import VramError, hold_vram
 except ImportError:
     import demo_faults as faults  # type: ignore[no-redef]  # run as a script
     import demo_stream as streams  # type: ignore[no-redef]
+    from demo_invoke_queue import SessionQueue  # type: ignore[no-redef]
     from demo_queue import PromptQueue  # type: ignore[no-redef]
     from demo_vram import VramError, hold_vram  # type: ignore[no-redef]
 
@@ -80,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hold-vram-mb", type=int, default=0, help="hold this much GPU memory")
     p.add_argument("--gpu", type=int, default=0, help="CUDA device of --hold-vram-mb")
     p.add_argument("--prompt-s", type=float, default=2.0, help="comfyui: seconds per prompt")
+    p.add_argument("--queue-db", help="invokeai: its queue, kept in this file across runs")
     return p.parse_args(argv)
 
 
@@ -107,6 +112,7 @@ class DemoState:
         self.steps = 20
         self.job_no = 0
         self.prompts: PromptQueue | None = None  # --impersonate comfyui: its queue
+        self.invoke: SessionQueue | None = None  # --impersonate invokeai --queue-db
 
     def start_job(self, seconds: float) -> None:
         with self.lock:
@@ -152,7 +158,14 @@ class DemoState:
         return {"queue_running": running + queued["queue_running"],
                 "queue_pending": queued["queue_pending"]}  # fmt: skip
 
+    def queue_routes(self) -> dict[tuple[str, str], Any]:
+        """The impersonated framework's own queue endpoints (POST /prompt, …)."""
+        return {**(self.prompts.routes if self.prompts else {}),
+                **(self.invoke.routes if self.invoke else {})}  # fmt: skip
+
     def invokeai_status(self) -> dict[str, object]:
+        if self.invoke is not None:
+            return self.invoke.status()
         busy, _, step = self.job()
         return {
             "queue": {
@@ -252,17 +265,18 @@ def make_handler(state: DemoState, persona: str) -> type[BaseHTTPRequestHandler]
                 return
             # Keep-alive: a body left unread would be taken for the next request.
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if (method, path) in interrupts:
-                state.interrupt()
-                if state.prompts is not None:
-                    state.prompts.interrupt()
-                self._send(200, {})
-            elif (method, path) == ("POST", "/prompt") and state.prompts is not None:
+            queue_routes = state.queue_routes()
+            if (method, path) in queue_routes:
                 try:
                     body = json.loads(raw or b"null")
                 except ValueError:
                     body = None
-                self._send(*state.prompts.submit(body))
+                self._send(*queue_routes[method, path](body))
+            elif (method, path) in interrupts:
+                state.interrupt()
+                if state.prompts is not None:
+                    state.prompts.interrupt()
+                self._send(200, {})
             elif (method, path) == ("POST", "/sdapi/v1/txt2img"):
                 state.start_job(5.0)
                 self._send(200, {"images": []})
@@ -317,6 +331,8 @@ def serve(args: argparse.Namespace) -> int:
     handler_state = DemoState(args.busy_for, args.busy_frozen, args.slow_ping)
     if args.impersonate == "comfyui":
         handler_state.prompts = PromptQueue(args.prompt_s)
+    if args.impersonate == "invokeai" and args.queue_db:
+        handler_state.invoke = SessionQueue(Path(args.queue_db), args.prompt_s)
     server = ThreadingHTTPServer(
         (args.host, args.port), make_handler(handler_state, args.impersonate)
     )

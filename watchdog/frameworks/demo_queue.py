@@ -4,7 +4,8 @@ The HTTP shapes of ComfyUI's ``server.py``: ``POST /prompt`` (``prompt``, option
 ``prompt_id``, ``number``, ``client_id``, ``extra_data``; the answer ``{"prompt_id",
 "number", "node_errors"}``), ``GET /queue`` (``queue_running`` / ``queue_pending``
 items ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``), ``GET
-/history`` and ``/history/<prompt_id>``, ``POST /interrupt``. One prompt runs at a
+/history`` and ``/history/<prompt_id>``, ``POST /interrupt``, ``POST /queue``
+(``{"clear": true}`` empties the pending ones, ``{"delete": [ids]}``). One prompt runs at a
 time for ``seconds`` each, in ``number`` order; like ComfyUI, the queue lives in
 memory only, so a crash loses it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 Item = list[Any]  # [number, prompt_id, prompt, extra_data, outputs_to_execute]
@@ -28,6 +30,10 @@ class PromptQueue:
         self.number = 0
         self._wake = threading.Event()
         self._cut = threading.Event()
+        self.routes: dict[tuple[str, str], Callable[[Any], tuple[int, dict[str, Any]]]] = {
+            ("POST", "/prompt"): self.submit,
+            ("POST", "/queue"): self.manage,
+        }
         threading.Thread(target=self._work, name="prompt-worker", daemon=True).start()
 
     def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -48,6 +54,18 @@ class PromptQueue:
         self._wake.set()
         print(f"demo: got prompt {prompt_id}", flush=True)
         return 200, {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+
+    def manage(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """ComfyUI's ``POST /queue``: the running prompt is left to ``/interrupt``."""
+        if isinstance(body, dict):
+            with self.lock:
+                if body.get("clear"):
+                    self.pending = []
+                gone = body.get("delete")
+                if isinstance(gone, list):
+                    self.pending = [i for i in self.pending if i[1] not in gone]
+            print(f"demo: queue changed ({body!r:.80})", flush=True)
+        return 200, {}
 
     def queue(self) -> dict[str, list[Item]]:
         with self.lock:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 DEMO_APP = Path(__file__).with_name("demo_app.py")
 
@@ -43,6 +43,9 @@ class Preset:
     busy_path: str | None = None  # reports whether a generation runs …
     busy_kind: str | None = None  # … read by busy.PARSERS[busy_kind]
     interrupt: tuple[str, str] | None = None  # (method, path) that stops the current job
+    # (method, path, JSON body) that empties the framework's own queue: only ever on a
+    # person's explicit ``clear_queue``, never as part of a forced stop.
+    clear_queue: tuple[str, str, dict[str, Any] | None] | None = None
     # A file the framework writes before exiting to ask for a relaunch (A1111's
     # "Apply and restart UI"): that exit is a request, not a crash.
     restart_file: str | None = None
@@ -105,6 +108,7 @@ PRESETS: Mapping[str, Preset] = {
         busy_path="/queue",
         busy_kind="comfyui",
         interrupt=("POST", "/interrupt"),
+        clear_queue=("POST", "/queue", {"clear": True}),  # the pending ones; not the running
         session_env="__COMFY_CLI_SESSION__",
     ),
     "invokeai": Preset(
@@ -116,7 +120,9 @@ PRESETS: Mapping[str, Preset] = {
         cwd="~/invokeai",
         busy_path="/api/v1/queue/default/status",
         busy_kind="invokeai",
-        interrupt=("PUT", "/api/v1/queue/default/clear"),
+        # No interrupt: its queue is in its database and resumes at its next start
+        # (InvokeAI cancels the job in progress itself then). A forced stop leaves it.
+        clear_queue=("PUT", "/api/v1/queue/default/clear", None),
     ),
     "sdnext": Preset(
         command="./webui.sh --port {port} --quick",
@@ -170,6 +176,7 @@ class FrameworkSpec:
     busy_path: str | None = None
     busy_kind: str | None = None
     interrupt: tuple[str, str] | None = None
+    clear_queue: tuple[str, str, dict[str, Any] | None] | None = None
     restart_file: Path | None = None
     session_env: str | None = None  # see Preset.session_env
 
@@ -299,6 +306,7 @@ def resolve_framework(
         busy_path=busy_path or None,  # "" in the settings turns it off
         busy_kind=preset.busy_kind if preset and busy_path else None,
         interrupt=preset.interrupt if preset else None,
+        clear_queue=preset.clear_queue if preset else None,
         restart_file=(cwd or Path.cwd()) / restart if restart else None,
         session_env=preset.session_env if preset else None,
     )

@@ -202,13 +202,25 @@ def make_sample(snap: GpuSnapshot, cpu: float | None, rss: float | None) -> Samp
     )
 
 
+def tree_vram(snap: GpuSnapshot, tree: list[int]) -> float | None:
+    """The GPU memory ``tree``'s processes hold; None when it cannot be known (no GPU
+    reading, or the driver hides a process's figure): a limit never acts on a guess."""
+    if not snap.available:
+        return None
+    pids = set(tree)
+    mine = [p.used_mb for p in snap.processes if p.pid in pids]
+    if any(mb is None for mb in mine):
+        return None
+    return round(sum(mb for mb in mine if mb is not None), 1)
+
+
 @dataclass
 class Feed:
-    """One supervisor the sampler reports to: its tree, where its RSS and GPU
-    utilisation go (``max_rss_mb``, progress), and its GPUs (None: all)."""
+    """One supervisor the sampler reports to: its tree, where its RSS, GPU utilisation
+    and VRAM go (``max_rss_mb``, progress, ``max_vram_mb``), and its GPUs (None: all)."""
 
     tree_pids: Callable[[], list[int]]
-    report: Callable[[float | None, float | None], None] | None = None
+    report: Callable[[float | None, float | None, float | None], None] | None = None
     gpus: frozenset[int] | None = None
     usage: TreeUsage = field(default_factory=TreeUsage)
 
@@ -247,10 +259,10 @@ class Sampler(threading.Thread):
         self.gpu = snap
         self.latest = sample
         self.history.add(sample)
-        for feed, (_, rss) in zip(self.feeds, usage, strict=True):
+        for feed, tree, (_, rss) in zip(self.feeds, trees, usage, strict=True):
             if feed.report is not None:
                 mine = snap.only(feed.gpus) if feed.gpus is not None else snap
-                feed.report(rss, _mean([d.util_pct for d in mine.devices]))
+                feed.report(rss, _mean([d.util_pct for d in mine.devices]), tree_vram(snap, tree))
         return sample
 
     def run(self) -> None:

@@ -30,6 +30,7 @@ NOTIFIABLE = (
     "restart", "switch", "stop", "spawn", "ready", "jobs_resumed", "auth_failed",
     "log_truncated", "internal_error", "url_changed", "sleep", "wake", "idle_command",
     "idle_command_exit", "idle_cancelled", "keep_awake", "requeued", "requeue_skipped",
+    "limit_wait", "queue_cleared",
 )  # fmt: skip
 # A problem that, followed by ready, makes a "recovered" message.
 TROUBLE = ("crash", "hang", "stalled", "fatal", "startup_timeout", "spawn_failed")

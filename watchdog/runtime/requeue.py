@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from ..core.messages import Requeue
+from ..core.messages import Requeue, RequeueDone
 from ..frameworks.comfy_queue import QueuedPrompt, finished
 from .events import Journal
 from .private import opener
@@ -35,30 +36,49 @@ SET_ASIDE_AFTER = 2  # running at this many unasked ends in a row: set aside
 SUSPECTS = "requeue-suspects.json"
 
 
-def resubmit(effect: Requeue, runs_dir: Path, suspects_path: Path, events: Journal) -> None:
+def requeue_work(
+    effect: Requeue,
+    runs_dir: Path,
+    suspects_path: Path,
+    events: Journal,
+    post: Callable[[RequeueDone], None],
+) -> None:
+    """What a worker thread does for ``Requeue``: submit, then tell the machine."""
+    post(resubmit(effect, runs_dir, suspects_path, events))
+
+
+def resubmit(effect: Requeue, runs_dir: Path, suspects_path: Path, events: Journal) -> RequeueDone:
     items = remembered(queue_path(runs_dir, effect.from_run))
     ids = {"framework": effect.framework, "run_id": effect.run_id, "from_run_id": effect.from_run}
     if not items:
-        return
+        return RequeueDone(effect.run_id, effect.from_run)
     counts = _count_suspects(items, suspects_path) if effect.unasked else {}
     session = requests.Session()
     session.trust_env = False  # a cloud image's proxy must not sit before 127.0.0.1
     sent: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    aside: list[str] = []
     try:
         for item in items:
-            why = _why_not(item, counts, effect.url, session)
+            why, set_aside = _why_not(item, counts, effect.url, session), False
             if why is None:
                 why = _post(session, effect.url, item)
+            else:
+                set_aside = item.running and "set aside" in why
             if why is None:
                 sent.append(item.prompt_id)
-            else:
-                events.write("requeue_skipped", **ids, prompt_id=item.prompt_id, reason=why,
-                             prompt=item.prompt if "set aside" in why else None)  # fmt: skip
+                continue
+            skipped.append((item.prompt_id, why))
+            if set_aside:
+                aside.append(item.prompt_id)
+            events.write("requeue_skipped", **ids, prompt_id=item.prompt_id, reason=why,
+                         prompt=item.prompt if set_aside else None)  # fmt: skip
     finally:
         session.close()
     if sent:
         why = f"{len(sent)} of {len(items)} prompts lost with run {effect.from_run}"
         events.write("requeued", **ids, count=len(sent), prompt_ids=sent, reason=why)
+    return RequeueDone(effect.run_id, effect.from_run, tuple(sent), tuple(skipped), tuple(aside))
 
 
 def _why_not(

@@ -45,7 +45,7 @@ from .idle_command import idle_command_work
 from .leftovers import Leftovers
 from .logs import RunLogs, tail_lines
 from .logstore import LogStore
-from .requeue import SUSPECTS, resubmit
+from .requeue import SUSPECTS, requeue_work
 from .runs import Run, RunIds, adopt_run, spawn_run
 from .statefile import RunRecord, StateFile
 
@@ -173,15 +173,14 @@ class Supervisor:
     def switch(self, name: str, requested_by: str = "api", force: bool = False) -> Status:
         return self._command("switch", name, requested_by, force)
 
-    # ``requeue``: the framework's queue (ComfyUI's) goes back once it runs again.
+    # ``requeue``: the framework's queue (ComfyUI's) goes back once it runs again;
+    # ``clear_queue``: the framework's own queue (InvokeAI's database) is emptied first.
 
-    def stop(self, requested_by: str = "api", force: bool = False, requeue: bool = False) -> Status:
-        return self._command("stop", None, requested_by, force, requeue)
+    def stop(self, requested_by: str = "api", force: bool = False, **queue: bool) -> Status:
+        return self._command("stop", None, requested_by, force, **queue)
 
-    def restart(
-        self, requested_by: str = "api", force: bool = False, requeue: bool = False
-    ) -> Status:
-        return self._command("restart", None, requested_by, force, requeue)
+    def restart(self, requested_by: str = "api", force: bool = False, **queue: bool) -> Status:
+        return self._command("restart", None, requested_by, force, **queue)
 
     def keep_awake(self, requested_by: str = "api", force: bool = False) -> Status:
         """The idle clock starts over; an idle command in its grace will not run."""
@@ -191,10 +190,11 @@ class Supervisor:
         """Someone used the framework (a request through the door); wakes it if asleep."""
         self._inbox.put(m.Activity(source))
 
-    def report_usage(self, rss_mb: float | None, gpu_util_pct: float | None = None) -> None:
-        """The sampler's latest RSS of the framework's tree (for ``max_rss_mb``) and GPU
-        utilisation (a busy GPU is a sign of life during a long generation)."""
-        self._inbox.put(m.Usage(rss_mb, gpu_util_pct))
+    def report_usage(
+        self, rss_mb: float | None, gpu_util_pct: float | None = None, vram_mb: float | None = None
+    ) -> None:
+        """The sampler's reading of the framework's tree (see ``messages.Usage``)."""
+        self._inbox.put(m.Usage(rss_mb, gpu_util_pct, vram_mb))
 
     def wait_for(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
         """Block until a published status satisfies ``predicate``; TimeoutError if not."""
@@ -218,9 +218,7 @@ class Supervisor:
             self._thread.join(timeout=5)
             self.logs.close()
 
-    def _command(
-        self, kind: str, name: str | None, by: str, force: bool, requeue: bool = False
-    ) -> Status:
+    def _command(self, kind: str, name: str | None, by: str, force: bool, **queue: bool) -> Status:
         if name is not None and name not in self.settings.frameworks:
             known = ", ".join(self.settings.frameworks)
             hint = did_you_mean(name, self.settings.frameworks)
@@ -234,7 +232,7 @@ class Supervisor:
         if self._thread is None or self._stopped.is_set():
             raise RuntimeError("the supervisor is not running")
         reply: Future[Status] = Future()
-        self._inbox.put(_Asked(m.Command(kind, name, by, force, requeue), reply))
+        self._inbox.put(_Asked(m.Command(kind, name, by, force, **queue), reply))
         return reply.result(COMMAND_REPLY_TIMEOUT_S)
 
     # -- the control loop (control thread only below) ----------------------------------
@@ -307,7 +305,9 @@ class Supervisor:
             self._worker(work, "idle-command", lambda e: m.IdleCommandDone(None, error=e))
         elif isinstance(effect, m.Requeue):
             args = (effect, self.logs.runs_dir, self.settings.logs_dir / SUSPECTS, self.events)
-            self._worker(partial(resubmit, *args), "requeue", lambda e: m.Tick())
+            failed = partial(m.RequeueDone, effect.run_id, effect.from_run)
+            work = partial(requeue_work, *args, post=self._inbox.put)
+            self._worker(work, "requeue", lambda e: failed(error=e))
         elif isinstance(effect, m.Detach):
             run = self._runs.pop(effect.run_id, None)
             if run is not None:

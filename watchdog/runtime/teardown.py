@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from ..core.messages import Message, Swept, Teardown, TornDown
-from ..frameworks.interrupt import call_interrupt
+from ..frameworks.interrupt import call_clear_queue, call_interrupt
 from ..monitor.gpu import GpuReader
 from ..monitor.vram import vram_held, wait_vram_free
 from .events import Journal
@@ -67,7 +67,11 @@ def tear_down(
 def _tear_down(
     run: Run, td: Teardown, gpu: GpuReader | None, events: Journal, abort: threading.Event
 ) -> TornDown:
-    if td.interrupt:
+    if td.clear_queue:  # first: an interrupted job must not make room for the next one
+        ok, detail = call_clear_queue(run.spec, td.url)
+        events.write("queue_cleared", **run.ids(), ok=ok, detail=detail,
+                     requested_by=td.requested_by)  # fmt: skip
+    if td.interrupt and run.spec.interrupt is not None:
         ok, detail = call_interrupt(run.spec, td.url)
         events.write("interrupt", **run.ids(), ok=ok, detail=detail)
     # After a crash there is nothing to measure before the stop, and every

@@ -148,6 +148,10 @@ def status_card(info: dict[str, Any], page_host: str | None = None, latest: str 
     idle = idle_text(info.get("idle"))
     if idle:
         rows.append(("idle", f"<span class='sdw-idle'>{e(idle)}</span>"))
+    queue = info.get("queue")
+    if isinstance(queue, dict) and queue.get("text"):
+        # What a crash owes, what InvokeAI resumes, what the last requeue set aside.
+        rows.append(("queue", f"<span class='sdw-queue'>{e(str(queue['text']))}</span>"))
     last_exit = info.get("last_exit")
     # Another framework's exit (the one switched away from) is not this one's story.
     if last_exit and last_exit.get("framework", info.get("framework")) == info.get("framework"):

@@ -24,7 +24,7 @@ SEVERITY = {
     ),
     "warn": (
         "unhealthy", "jobs_resumed", "backoff", "auth_failed", "interrupt", "adopt_skipped",
-        "idle", "idle_command", "requeue_skipped",
+        "idle", "idle_command", "requeue_skipped", "limit_wait", "queue_cleared",
     ),
     "ok": ("ready", "healthy", "adopt", "front_ready", "watchdog_start", "requeued"),
 }  # fmt: skip

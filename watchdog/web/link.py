@@ -86,17 +86,29 @@ class CoreLink:
         """Start a framework (default: the chosen one); switches if another runs."""
         return self._act("/start", framework=framework, force=force, **_slot(slot))
 
+    # ``requeue``, ``clear_queue``: see ``ControlApi.stop``.
+
     def stop(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
         """Stop the framework's whole process tree."""
-        return self._act("/stop", force=force, requeue=requeue, **_slot(slot))
+        queue = {"requeue": requeue, "clear_queue": clear_queue}
+        return self._act("/stop", force=force, **queue, **_slot(slot))
 
     def restart(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
         """Stop and start the chosen framework again."""
-        return self._act("/restart", force=force, requeue=requeue, **_slot(slot))
+        queue = {"requeue": requeue, "clear_queue": clear_queue}
+        return self._act("/restart", force=force, **queue, **_slot(slot))
 
     def switch(
         self, framework: str | None, force: bool = False, slot: str | None = None

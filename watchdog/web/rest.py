@@ -40,6 +40,7 @@ class Action(BaseModel):
     force: bool = False
     slot: str | None = None  # which GPU slot (default: the first)
     requeue: bool = False  # stop, restart: ComfyUI's queue goes back once it runs again
+    clear_queue: bool = False  # stop, restart: empty the framework's own queue first
 
 
 MAX_BODY = 64 * 1024
@@ -114,14 +115,16 @@ def build_rest(core: CoreLink) -> FastAPI:
     @rest.post("/stop", summary="Stop the framework's whole process tree", openapi_extra=BODY_DOC)
     async def stop(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.stop, body.force, body.slot, body.requeue)
+        queue = (body.requeue, body.clear_queue)
+        return await run_in_threadpool(api.stop, body.force, body.slot, *queue)
 
     @rest.post(
         "/restart", summary="Stop and start the chosen framework again", openapi_extra=BODY_DOC
     )
     async def restart(request: Request) -> dict[str, Any]:
         body = await _action(request)
-        return await run_in_threadpool(api.restart, body.force, body.slot, body.requeue)
+        queue = (body.requeue, body.clear_queue)
+        return await run_in_threadpool(api.restart, body.force, body.slot, *queue)
 
     @rest.post(
         "/switch",

@@ -65,17 +65,26 @@ class Rpc:
         return self._call("start", framework, force, slot or None)
 
     def stop(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
         """Stop the framework's whole process tree (``requeue``: ComfyUI's queue goes
-        back once it runs again)."""
-        return self._call("stop", force, slot or None, requeue)
+        back once it runs again; ``clear_queue``: its own queue is emptied first)."""
+        return self._call("stop", force, slot or None, requeue, clear_queue)
 
     def restart(
-        self, force: bool = False, slot: str | None = None, requeue: bool = False
+        self,
+        force: bool = False,
+        slot: str | None = None,
+        requeue: bool = False,
+        clear_queue: bool = False,
     ) -> dict[str, Any]:
-        """Stop and start the chosen framework again (``requeue``: its queue too)."""
-        return self._call("restart", force, slot or None, requeue)
+        """Stop and start the chosen framework again (``requeue``, ``clear_queue``: as
+        for ``stop``)."""
+        return self._call("restart", force, slot or None, requeue, clear_queue)
 
     def switch(
         self, framework: str | None = None, force: bool = False, slot: str | None = None

@@ -140,6 +140,10 @@ def build_page(
                     False, label="Stop / Restart: queue ComfyUI's prompts again afterwards",
                     elem_id="requeue",
                 )  # fmt: skip
+                clear = gr.Checkbox(
+                    False, label="Stop / Restart: clear its queue (InvokeAI's resumes otherwise)",
+                    elem_id="clear-queue",
+                )  # fmt: skip
                 said = gr.Markdown("", elem_id="action-message")
                 pending_state = gr.State(None)
         with gr.Tab("Log"):
@@ -225,14 +229,16 @@ def build_page(
                 forced: bool,
                 slot: str | None,
                 again: bool,
+                wipe: bool,
                 request: gr.Request,
             ) -> tuple[str, str, dict[str, Any]]:
                 now = time.time()
                 slot = slot or None
                 call = {"switch": lambda: ui.switch(name or "", bool(forced), slot),
                         "start": lambda: ui.start(name or None, bool(forced), slot),
-                        "stop": lambda: ui.stop(bool(forced), slot, bool(again)),
-                        "restart": lambda: ui.restart(bool(forced), slot, bool(again)),
+                        "stop": lambda: ui.stop(bool(forced), slot, bool(again), bool(wipe)),
+                        "restart": lambda: ui.restart(bool(forced), slot, bool(again),
+                                                      bool(wipe)),
                         "keep_awake": lambda: ui.keep_awake(slot)}[kind]  # fmt: skip
                 try:
                     before = core.status(slot)
@@ -317,7 +323,7 @@ def build_page(
                 hold, None, buttons, show_progress="hidden", concurrency_limit=None, **private
             ).then(
                 act(kind),
-                inputs=[choice, force, slot_choice, requeue],
+                inputs=[choice, force, slot_choice, requeue, clear],
                 outputs=[card, said, pending_state],
                 concurrency_limit=None,
                 **private,
