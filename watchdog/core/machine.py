@@ -71,6 +71,7 @@ class Machine:
         self.requeue_from: str | None = None
         self.requeue_unasked = True
         self.queue = QueueBook()  # what the page says of the framework's job queue
+        self._kinds: dict[str, str | None] = {}  # framework → its queue's kind
         self.closing: Shutdown | None = None
         self.done = False
         self.out: list[Effect] = []
@@ -124,11 +125,14 @@ class Machine:
         self.out.append(Persist(self.wanted, run.run_id if run else None, url, self.requeue_from))
 
     def queue_kind(self, framework: str) -> str | None:
-        """Whose queue it has, as its busy probe reads it (``comfyui``, ``invokeai``)."""
-        try:
-            return self.settings.framework(framework).busy_kind
-        except (KeyError, ValueError):
-            return None
+        """Whose queue it has, as its busy probe reads it (``comfyui``, ``invokeai``).
+        Kept: every published status asks, and the settings never change under us."""
+        if framework not in self._kinds:
+            try:
+                self._kinds[framework] = self.settings.framework(framework).busy_kind
+            except (KeyError, ValueError):
+                return None
+        return self._kinds[framework]
 
     def keeps_queue(self, framework: str) -> bool:
         """Its queue is remembered and can be submitted again (ComfyUI's)."""

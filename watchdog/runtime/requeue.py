@@ -43,8 +43,16 @@ def requeue_work(
     events: Journal,
     post: Callable[[RequeueDone], None],
 ) -> None:
-    """What a worker thread does for ``Requeue``: submit, then tell the machine."""
-    post(resubmit(effect, runs_dir, suspects_path, events))
+    """What a worker thread does for ``Requeue``: submit, then tell the machine (also
+    when something unforeseen broke it: the page must not wait for an answer)."""
+    try:
+        done = resubmit(effect, runs_dir, suspects_path, events)
+    except Exception as exc:
+        log.exception("requeue of run %s failed", effect.from_run)
+        done = RequeueDone(
+            effect.run_id, effect.from_run, error=f"{exc.__class__.__name__}: {exc}"[:300]
+        )
+    post(done)
 
 
 def resubmit(effect: Requeue, runs_dir: Path, suspects_path: Path, events: Journal) -> RequeueDone:
