@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 
 import pytest
-from conftest import PASSWORD, USER, demo, running
+import requests
+from conftest import PASSWORD, USER, demo, free_port, running
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The probe flags of this workplace: no background traffic, nothing leaves the machine.
@@ -255,3 +257,37 @@ def test_two_slots_side_by_side_and_the_buttons_act_on_the_chosen_one(
     assert web.sup.events.tail(10, event="restart") == []  # gpu0's journal: no restart
     _shot(page, tmp_path, "page-slots.png")
     assert stray == []
+
+
+def test_invokeais_queue_said_on_the_card_kept_by_a_forced_stop_cleared_when_asked(
+    browser, serve, make_settings, tmp_path
+):
+    db = tmp_path / "invokeai-queue.json"
+    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
+               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
+    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    web = serve(make_settings(frameworks={"invoke": entry}))
+    url = web.sup.wait_for(running, timeout=15).url
+    batch = {"batch": {"runs": 3}}
+    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    web.sup.wait_for(lambda s: s.busy, timeout=10)
+    page, stray = open_page(browser, web.url)
+    page.locator("#force input").check()
+    page.locator("#stop").click()
+    line = page.locator("#status-card .sdw-queue")
+    sync_api.expect(line).to_contain_text("2 pending jobs resume at its next start", timeout=20_000)
+    sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("STOPPED", timeout=20_000)
+    _shot(page, tmp_path, "page-invokeai-queue.png")
+    assert json.loads(db.read_text())[1:] == [{"item_id": 2, "status": "pending"},
+                                              {"item_id": 3, "status": "pending"}]  # fmt: skip
+    page.locator("#start").click()
+    sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("RUNNING", timeout=20_000)
+    web.sup.wait_for(lambda s: s.busy, timeout=10)  # it resumed them
+    page.locator("#force input").uncheck()
+    page.locator("#clear-queue input").check()
+    page.locator("#stop").click()
+    sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("STOPPED", timeout=20_000)
+    [cleared] = web.sup.events.tail(10, event="queue_cleared")
+    assert cleared["requested_by"] == "ui" and cleared["detail"].endswith("3 deleted")
+    sync_api.expect(line).to_have_count(0)  # nothing left to resume: nothing said
+    assert json.loads(db.read_text()) == [] and stray == []
