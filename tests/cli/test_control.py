@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import PASSWORD, ROOT, demo, journal, run_app, wait_journal
+import requests
+from conftest import PASSWORD, ROOT, demo, free_port, journal, run_app, wait_journal
 
 COMMANDS = [
     ("status",),
@@ -146,3 +147,38 @@ def test_global_options_go_before_the_command_too(write_settings):
     )
     assert before.returncode == 0, before.stderr
     assert (settings.parent / "auth.json").exists() or "saved credentials" in before.stdout
+
+
+def test_a_queue_kept_by_a_forced_stop_is_said_and_cleared_only_when_asked(
+    write_settings, app, tmp_path
+):
+    db = tmp_path / "invokeai-queue.json"
+    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
+               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
+    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    core = app(write_settings(frameworks={"invoke": entry}))
+    url = wait_journal(core.logs, "ready")[-1]["url"]
+    core.wait_socket()
+    batch = {"batch": {"runs": 2}}
+    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    wait_busy(core)
+    refused = core.cli("stop")
+    assert refused.returncode != 0 and "force to interrupt" in refused.stderr
+    assert core.cli("stop", "--force").returncode == 0
+    wait_journal(core.logs, "stop")
+    said = core.cli("status").stdout
+    assert "queue: InvokeAI keeps its queue in its own database: 1 pending job resumes" in said
+    assert core.cli("start").returncode == 0
+    wait_journal(core.logs, "ready", count=2)
+    wait_busy(core)  # it resumed the pending one
+    assert core.cli("stop", "--clear-queue").returncode == 0
+    cleared = wait_journal(core.logs, "queue_cleared")[-1]
+    assert cleared["requested_by"] == "cli" and cleared["detail"].endswith("2 deleted")
+    assert json.loads(db.read_text()) == []
+
+
+def wait_busy(core, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while "busy:" not in core.cli("status").stdout:
+        assert time.monotonic() < deadline, core.cli("status").stdout
+        time.sleep(0.2)

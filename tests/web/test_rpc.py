@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from conftest import STATUS_KEYS, demo, events, running
+from conftest import STATUS_KEYS, demo, events, free_port, running
 from gradio_client import Client
 
 from watchdog.web.rpc import API_NAMES
@@ -219,3 +219,26 @@ def test_the_argument_filler_refuses_huge_bodies_and_leaves_junk_to_gradio(web):
     junk = requests.post(f"{web.url}gradio_api/call/status", data=b"{not json", timeout=20)
     assert 400 <= junk.status_code < 500
     assert web.sup.status().state.value in ("STARTING", "RUNNING")
+
+
+def test_clear_queue_over_gradio_and_a_forced_stop_that_leaves_it(serve, make_settings, tmp_path):
+    db = tmp_path / "invokeai-queue.json"
+    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
+               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
+    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    web = serve(make_settings(frameworks={"invoke": entry}))
+    url = web.sup.wait_for(running, timeout=15).url
+    batch = {"batch": {"runs": 2}}
+    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    web.sup.wait_for(lambda s: s.busy, timeout=10)
+    client = Client(web.url, verbose=False)
+    # force, slot, requeue, clear_queue
+    answer = client.predict(True, None, False, False, api_name="/restart")
+    assert answer["framework"] == "invoke"
+    again = web.sup.wait_for(lambda s: s.busy and s.pid != answer["pid"], timeout=20)
+    assert not events(web.sup, "queue_cleared"), "a forced restart leaves InvokeAI's queue"
+    client.predict(False, None, False, True, api_name="/stop")
+    web.sup.wait_for(lambda s: s.state.value == "STOPPED" and s.pid is None, timeout=20)
+    cleared = events(web.sup, "queue_cleared")[-1]
+    assert cleared["pid"] == again.pid and cleared["detail"].endswith("2 deleted")
+    assert db.read_text() == "[]"

@@ -156,8 +156,8 @@ def _text(v: QueueView) -> str:
         what = _plural(v.owed_count, "prompt") if v.owed_count else "The prompts"
         said.append(f"{what} lost with run {v.owed_from} go back into {name}'s queue once ready")
     if v.resumes or v.cancelled:
-        jobs = _plural(v.resumes, "pending job")
-        text = f"{name} keeps its queue in its own database: {jobs} resume at its next start"
+        jobs = _plural(v.resumes, "pending job") + (" resumes" if v.resumes == 1 else " resume")
+        text = f"{name} keeps its queue in its own database: {jobs} at its next start"
         if v.cancelled:
             text += f" (the {v.cancelled} in progress does not: {name} cancels it at start)"
         said.append(text)
