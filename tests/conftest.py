@@ -188,6 +188,29 @@ def demo(port: int | None = None, *flags: str, **extra: Any) -> dict[str, Any]:
     return entry
 
 
+INVOKEAI_DB = "invokeai-queue.json"
+
+
+def invokeai_demo(folder: Path, seconds: float = 60) -> dict[str, Any]:
+    """The ``invokeai`` preset whose process is the demo as InvokeAI, its queue kept in
+    ``folder/invokeai-queue.json`` (its "database"), each job taking ``seconds``."""
+    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
+               "--queue-db", str(folder / INVOKEAI_DB), "--prompt-s", str(seconds)]  # fmt: skip
+    return {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(folder)}
+
+
+def invokeai_enqueue(url: str, runs: int) -> None:
+    """Queue ``runs`` jobs the way InvokeAI's UI does (``enqueue_batch``)."""
+    body = {"batch": {"runs": runs}}
+    resp = requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=body, timeout=10)
+    assert resp.json()["enqueued"] == runs
+
+
+def invokeai_db(folder: Path) -> list[dict[str, Any]]:
+    """What the demo InvokeAI's database holds, oldest first."""
+    return json.loads((folder / INVOKEAI_DB).read_text())
+
+
 @pytest.fixture
 def write_settings(tmp_path: Path) -> Callable[..., Path]:
     def write(

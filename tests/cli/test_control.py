@@ -10,8 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import requests
-from conftest import PASSWORD, ROOT, demo, free_port, journal, run_app, wait_journal
+from conftest import (
+    PASSWORD,
+    ROOT,
+    demo,
+    invokeai_db,
+    invokeai_demo,
+    invokeai_enqueue,
+    journal,
+    run_app,
+    wait_journal,
+)
 
 COMMANDS = [
     ("status",),
@@ -152,15 +161,11 @@ def test_global_options_go_before_the_command_too(write_settings):
 def test_a_queue_kept_by_a_forced_stop_is_said_and_cleared_only_when_asked(
     write_settings, app, tmp_path
 ):
-    db = tmp_path / "invokeai-queue.json"
-    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
-               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
-    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    entry = invokeai_demo(tmp_path, 60)
     core = app(write_settings(frameworks={"invoke": entry}))
     url = wait_journal(core.logs, "ready")[-1]["url"]
     core.wait_socket()
-    batch = {"batch": {"runs": 2}}
-    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    invokeai_enqueue(url, 2)
     wait_busy(core)
     refused = core.cli("stop")
     assert refused.returncode != 0 and "force to interrupt" in refused.stderr
@@ -174,7 +179,7 @@ def test_a_queue_kept_by_a_forced_stop_is_said_and_cleared_only_when_asked(
     assert core.cli("stop", "--clear-queue").returncode == 0
     cleared = wait_journal(core.logs, "queue_cleared")[-1]
     assert cleared["requested_by"] == "cli" and cleared["detail"].endswith("2 deleted")
-    assert json.loads(db.read_text()) == []
+    assert invokeai_db(tmp_path) == []
 
 
 def wait_busy(core, timeout: float = 15) -> None:

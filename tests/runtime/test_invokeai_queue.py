@@ -5,44 +5,27 @@ person asks (``clear_queue``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
-import requests
-from conftest import events, free_port, running, wait_event
+from conftest import events, invokeai_db, invokeai_demo, invokeai_enqueue, running, wait_event
 
 from watchdog.core.states import State
 from watchdog.web.cards import status_card
 
-BASE = "/api/v1/queue/default"
-
-
-def invokeai(tmp_path, seconds: float = 30) -> dict:
-    db = str(tmp_path / "invokeai-queue.json")
-    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
-               "--queue-db", db, "--prompt-s", str(seconds)]  # fmt: skip
-    return {"preset": "invokeai", "port": free_port(), "cwd": str(tmp_path), "command": command}
-
 
 def database(tmp_path) -> list[str]:
     """What InvokeAI's database holds: each item's status, oldest first."""
-    items = json.loads((tmp_path / "invokeai-queue.json").read_text())
-    return [item["status"] for item in items]
-
-
-def enqueue(url: str, runs: int) -> None:
-    resp = requests.post(f"{url}{BASE}/enqueue_batch", json={"batch": {"runs": runs}}, timeout=10)
-    assert resp.json()["enqueued"] == runs
+    return [item["status"] for item in invokeai_db(tmp_path)]
 
 
 def test_a_forced_stop_leaves_the_queue_and_the_page_says_what_resumes(
     make_settings, supervise, tmp_path
 ):
-    sup = supervise(make_settings(frameworks={"invoke": invokeai(tmp_path)}))
+    sup = supervise(make_settings(frameworks={"invoke": invokeai_demo(tmp_path, 30)}))
     first = sup.wait_for(running, timeout=15)
-    enqueue(first.url, 3)
+    invokeai_enqueue(first.url, 3)
     busy = sup.wait_for(lambda s: s.busy, timeout=10).to_dict()["queue"]
     assert (busy["kind"], busy["kept_by"]) == ("invokeai", "framework")
     assert (busy["running"], busy["pending"]) == (1, 2)
@@ -66,9 +49,9 @@ def test_a_forced_stop_leaves_the_queue_and_the_page_says_what_resumes(
 
 
 def test_clear_queue_empties_it_and_nothing_resumes(make_settings, supervise, tmp_path):
-    sup = supervise(make_settings(frameworks={"invoke": invokeai(tmp_path)}))
+    sup = supervise(make_settings(frameworks={"invoke": invokeai_demo(tmp_path, 30)}))
     first = sup.wait_for(running, timeout=15)
-    enqueue(first.url, 3)
+    invokeai_enqueue(first.url, 3)
     sup.wait_for(lambda s: s.busy, timeout=10)
     sup.stop(requested_by="ui", clear_queue=True)  # clearing ends the job: no force needed
     stopped = sup.wait_for(lambda s: s.state is State.STOPPED, 15).to_dict()
@@ -87,9 +70,9 @@ def test_clear_queue_empties_it_and_nothing_resumes(make_settings, supervise, tm
 def test_after_a_crash_invokeai_resumes_by_itself_and_nothing_is_submitted(
     make_settings, supervise, tmp_path
 ):
-    sup = supervise(make_settings(frameworks={"invoke": invokeai(tmp_path)}))
+    sup = supervise(make_settings(frameworks={"invoke": invokeai_demo(tmp_path, 30)}))
     first = sup.wait_for(running, timeout=15)
-    enqueue(first.url, 2)
+    invokeai_enqueue(first.url, 2)
     sup.wait_for(lambda s: s.busy, timeout=10)
     os.kill(first.pid, signal.SIGKILL)
     sup.wait_for(lambda s: s.busy and s.pid != first.pid, timeout=20)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 
 import pytest
-import requests
-from conftest import PASSWORD, USER, demo, free_port, running
+from conftest import PASSWORD, USER, demo, invokeai_db, invokeai_demo, invokeai_enqueue, running
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The probe flags of this workplace: no background traffic, nothing leaves the machine.
@@ -262,14 +260,10 @@ def test_two_slots_side_by_side_and_the_buttons_act_on_the_chosen_one(
 def test_invokeais_queue_said_on_the_card_kept_by_a_forced_stop_cleared_when_asked(
     browser, serve, make_settings, tmp_path
 ):
-    db = tmp_path / "invokeai-queue.json"
-    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
-               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
-    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    entry = invokeai_demo(tmp_path, 60)
     web = serve(make_settings(frameworks={"invoke": entry}))
     url = web.sup.wait_for(running, timeout=15).url
-    batch = {"batch": {"runs": 3}}
-    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    invokeai_enqueue(url, 3)
     web.sup.wait_for(lambda s: s.busy, timeout=10)
     page, stray = open_page(browser, web.url)
     page.locator("#force input").check()
@@ -278,7 +272,7 @@ def test_invokeais_queue_said_on_the_card_kept_by_a_forced_stop_cleared_when_ask
     sync_api.expect(line).to_contain_text("2 pending jobs resume at its next start", timeout=20_000)
     sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("STOPPED", timeout=20_000)
     _shot(page, tmp_path, "page-invokeai-queue.png")
-    assert json.loads(db.read_text())[1:] == [{"item_id": 2, "status": "pending"},
+    assert invokeai_db(tmp_path)[1:] == [{"item_id": 2, "status": "pending"},
                                               {"item_id": 3, "status": "pending"}]  # fmt: skip
     page.locator("#start").click()
     sync_api.expect(page.locator("#status-card .sdw-state")).to_have_text("RUNNING", timeout=20_000)
@@ -290,4 +284,4 @@ def test_invokeais_queue_said_on_the_card_kept_by_a_forced_stop_cleared_when_ask
     [cleared] = web.sup.events.tail(10, event="queue_cleared")
     assert cleared["requested_by"] == "ui" and cleared["detail"].endswith("3 deleted")
     sync_api.expect(line).to_have_count(0)  # nothing left to resume: nothing said
-    assert json.loads(db.read_text()) == [] and stray == []
+    assert invokeai_db(tmp_path) == [] and stray == []

@@ -13,7 +13,9 @@ from conftest import (
     USER,
     demo,
     events,
-    free_port,
+    invokeai_db,
+    invokeai_demo,
+    invokeai_enqueue,
     running,
     wait_event,
 )
@@ -91,20 +93,16 @@ def test_bad_requests_are_a_clear_4xx_and_change_nothing(web, method, path, body
 
 
 def test_clear_queue_over_rest_empties_invokeais_queue(make_settings, serve, tmp_path):
-    db = tmp_path / "invokeai-queue.json"
-    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
-               "--queue-db", str(db), "--prompt-s", "30"]  # fmt: skip
-    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    entry = invokeai_demo(tmp_path, 30)
     web = serve(make_settings(frameworks={"invoke": entry}))
     url = web.sup.wait_for(running, timeout=15).url
-    batch = {"batch": {"runs": 2}}
-    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    invokeai_enqueue(url, 2)
     web.sup.wait_for(lambda s: s.busy, timeout=10)
     r = requests.post(f"{web.url}api/v1/stop", json={"clear_queue": True}, timeout=40)
     assert r.status_code == 200 and r.json()["should_run"] is False
     cleared = wait_event(web.sup, "queue_cleared", 15)[-1]
     assert cleared["detail"].endswith("2 deleted") and cleared["requested_by"] == "http"
-    assert db.read_text() == "[]"
+    assert invokeai_db(tmp_path) == []
 
 
 def test_openapi_describes_every_route(web):

@@ -7,7 +7,15 @@ import time
 
 import pytest
 import requests
-from conftest import STATUS_KEYS, demo, events, free_port, running
+from conftest import (
+    STATUS_KEYS,
+    demo,
+    events,
+    invokeai_db,
+    invokeai_demo,
+    invokeai_enqueue,
+    running,
+)
 from gradio_client import Client
 
 from watchdog.web.rpc import API_NAMES
@@ -222,14 +230,10 @@ def test_the_argument_filler_refuses_huge_bodies_and_leaves_junk_to_gradio(web):
 
 
 def test_clear_queue_over_gradio_and_a_forced_stop_that_leaves_it(serve, make_settings, tmp_path):
-    db = tmp_path / "invokeai-queue.json"
-    command = ["{python}", "{demo_app}", "--port", "{port}", "--impersonate", "invokeai",
-               "--queue-db", str(db), "--prompt-s", "60"]  # fmt: skip
-    entry = {"preset": "invokeai", "command": command, "port": free_port(), "cwd": str(tmp_path)}
+    entry = invokeai_demo(tmp_path, 60)
     web = serve(make_settings(frameworks={"invoke": entry}))
     url = web.sup.wait_for(running, timeout=15).url
-    batch = {"batch": {"runs": 2}}
-    requests.post(f"{url}/api/v1/queue/default/enqueue_batch", json=batch, timeout=10)
+    invokeai_enqueue(url, 2)
     web.sup.wait_for(lambda s: s.busy, timeout=10)
     client = Client(web.url, verbose=False)
     # force, slot, requeue, clear_queue
@@ -241,4 +245,4 @@ def test_clear_queue_over_gradio_and_a_forced_stop_that_leaves_it(serve, make_se
     web.sup.wait_for(lambda s: s.state.value == "STOPPED" and s.pid is None, timeout=20)
     cleared = events(web.sup, "queue_cleared")[-1]
     assert cleared["pid"] == again.pid and cleared["detail"].endswith("2 deleted")
-    assert db.read_text() == "[]"
+    assert invokeai_db(tmp_path) == []
